@@ -28,8 +28,13 @@ def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
 
 # %% ../nbs/07_sft.ipynb #4c9b1e40
 def get_template_for(data_args, tokenizer):
-    "The template of `data_args.template` (default: `default`), having fixed the tokenizer"
-    template = get_template(data_args.template or "default")
+    "The template named by `data_args.template` (unset: built from the tokenizer's own chat template, else `default`), having fixed the tokenizer"
+    from llmfactory.template_auto import check_template
+    if data_args.template: template = get_template(data_args.template); check_template(template, tokenizer)
+    elif getattr(tokenizer, "chat_template", None): template = get_template(None, tokenizer)
+    else:
+        print("warning: no template given and the tokenizer has no chat_template: using the `default` template")
+        template = get_template("default")
     template.fix_tokenizer(tokenizer)
     return template
 
