@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_hparams.ipynb #a0436ff9
 from __future__ import annotations
-import dataclasses, difflib, json, os, warnings
+import dataclasses, difflib, importlib.util, json, os, warnings
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +15,7 @@ import yaml
 __all__ = ['STAGES', 'PAIRWISE_STAGES', 'COMPAT_KEYS', 'RENAMED_KEYS', 'TRAIN_GROUPS', 'ConfigError', 'ModelArguments',
            'DataArguments', 'FinetuningArguments', 'GeneratingArguments', 'EvaluationArguments', 'TrainingArguments',
            'read_config', 'normalize_keys', 'check_keys', 'split_config', 'TrainArgs', 'get_train_args',
-           'get_infer_args']
+           'check_runtime', 'get_infer_args']
 
 # %% ../nbs/02_hparams.ipynb #e36fc630
 class ConfigError(ValueError):
@@ -345,6 +345,9 @@ class TrainingArguments(Seq2SeqTrainingArguments):
         if self.warmup_ratio is not None and not self.warmup_steps: self.warmup_steps = float(self.warmup_ratio)
         if self.group_by_length: self.train_sampling_strategy = "group_by_length"
         if self.logging_dir: os.environ.setdefault("TENSORBOARD_LOGGING_DIR", self.logging_dir)
+        self.deepspeed_unavailable = None
+        if self.deepspeed and importlib.util.find_spec("deepspeed") is None:
+            self.deepspeed_unavailable, self.deepspeed = self.deepspeed, None  # reported by `check_runtime`
         super().__post_init__()
 
 # %% ../nbs/02_hparams.ipynb #ac85ddee
@@ -468,6 +471,13 @@ def get_train_args(config:str|Path|dict|None=None, overrides:list[str]|dict|None
     return a
 
 # %% ../nbs/02_hparams.ipynb #2f24b02b
+def check_runtime(a:TrainArgs) -> None:
+    "Raise `ConfigError` for settings this machine cannot run"
+    if a.training.deepspeed_unavailable:
+        raise ConfigError(f"deepspeed: {a.training.deepspeed_unavailable} needs the deepspeed package and a GPU (pip install deepspeed); "
+                          "remove the key to train without DeepSpeed")
+
+# %% ../nbs/02_hparams.ipynb #5ae5dcdf
 def get_infer_args(config=None, overrides=None) -> tuple[ModelArguments, DataArguments, FinetuningArguments, GeneratingArguments]:
     "Parse the settings of chat, API or export: model, data (template), finetuning and generation groups"
     cfg = read_config(config, overrides)
