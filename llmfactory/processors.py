@@ -11,9 +11,10 @@ from .hparams import DataArguments
 from .template import Template
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'encode_supervised', 'preprocess_supervised',
-           'pack_lengths', 'preprocess_packed_supervised', 'preprocess_pretrain', 'encode_prompt_reply',
-           'preprocess_pairwise', 'preprocess_feedback', 'preprocess_unsupervised', 'get_preprocess']
+__all__ = ['IGNORE_INDEX', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'template_messages', 'encode_supervised',
+           'preprocess_supervised', 'pack_lengths', 'preprocess_packed_supervised', 'preprocess_pretrain',
+           'encode_prompt_reply', 'preprocess_pairwise', 'preprocess_feedback', 'preprocess_unsupervised',
+           'get_preprocess']
 
 # %% ../nbs/04a_processors.ipynb #417c3cac
 IGNORE_INDEX = -100
@@ -35,10 +36,25 @@ def parse_tools(tools) -> list|None:
     if isinstance(tools, dict): tools = [tools]
     return list(tools) or None
 
+def _args(a):
+    if not isinstance(a, str): return a
+    try: return json.loads(a) if a.strip() else {}
+    except json.JSONDecodeError: return a
+
+def template_messages(msgs:list[dict]) -> list[dict]:
+    "Messages as templates take them: tool-call arguments as objects (stored as JSON text), no empty `tool_calls`"
+    out = []
+    for m in msgs:
+        m = dict(m)
+        calls = m.pop("tool_calls", None)
+        if calls: m["tool_calls"] = [{"type": c.get("type") or "function", "function": {"name": c["function"]["name"], "arguments": _args(c["function"]["arguments"])}} for c in calls]
+        out.append(m)
+    return out
+
 def encode_supervised(template:Template, tokenizer, prompt:list[dict], response:list[dict], system:str|None,
                       cutoff_len:int, train_on_prompt:bool=False, mask_history:bool=False, tools=None) -> tuple[list[int], list[int]]:
     "input_ids and labels of one conversation"
-    turns = template.encode_multiturn(tokenizer, list(prompt) + list(response), system=system or None, tools=parse_tools(tools))
+    turns = template.encode_multiturn(tokenizer, template_messages(list(prompt) + list(response)), system=system or None, tools=parse_tools(tools))
     if mask_history: turns = turns[::-1]  # keep the last turn when cutting
     input_ids, labels, total = [], [], 0
     for k, (src, tgt) in enumerate(turns):
@@ -113,7 +129,7 @@ def preprocess_pretrain(batch:dict, tokenizer, data_args:DataArguments) -> dict:
 # %% ../nbs/04a_processors.ipynb #234ebefb
 def encode_prompt_reply(template:Template, tokenizer, prompt:list[dict], reply:dict|None, system:str|None, tools=None) -> tuple[list[int], list[int]]:
     "(prompt ids including the generation cue, reply ids) of a conversation whose last turn is `reply` (None: no reply)"
-    msgs = list(prompt) + ([reply] if reply else [])
+    msgs = template_messages(list(prompt) + ([reply] if reply else []))
     turns = template.encode_multiturn(tokenizer, msgs, system=system or None, tools=parse_tools(tools), add_generation_prompt=reply is None)
     head = [t for src, tgt in turns[:-1] for t in src + tgt]
     return head + turns[-1][0], (turns[-1][1] if reply else [])
@@ -167,7 +183,7 @@ def preprocess_unsupervised(batch:dict, template:Template, tokenizer, data_args:
         s_len, t_len = infer_seqlen(len(p), len(r), data_args.cutoff_len)
         p = p[-s_len:] if s_len else []
         out["input_ids"].append(p); out["attention_mask"].append([1] * len(p)); out["labels"].append(r[:t_len])
-        out["prompt"].append(template.render(list(prompt), add_generation_prompt=True, system=system or None, tokenizer=tokenizer, tools=parse_tools(tools)))
+        out["prompt"].append(template.render(template_messages(prompt), add_generation_prompt=True, system=system or None, tokenizer=tokenizer, tools=parse_tools(tools)))
         out["reference"].append((reply or {}).get("content") or "")
     return out
 
