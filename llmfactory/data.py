@@ -427,7 +427,10 @@ def load_aligned(names, data_args:DataArguments, stage:str="sft", seed:int=42, r
     return merge_datasets(parts, data_args, seed)
 
 def tokenize_dataset(ds, template:Template, tokenizer, data_args:DataArguments, stage:str="sft"):
-    "Aligned rows tokenized for `stage`"
+    "Aligned rows tokenized for `stage` (with `data_args.tool_format`, if set, instead of the template's)"
+    if data_args.tool_format and data_args.tool_format != template.tool_format:
+        import dataclasses
+        template = dataclasses.replace(template, tool_format=data_args.tool_format)
     fn = get_preprocess(stage, template, tokenizer, data_args)
     cols = ["_prompt", "_response", "_system", "_tools", "_kto_tag"]
     kw = {} if data_args.streaming else dict(num_proc=data_args.preprocessing_num_workers, desc=f"Tokenizing for {stage}",
@@ -469,7 +472,7 @@ def get_dataset(data_args:DataArguments, template:Template, tokenizer, stage:str
         print(f"saved the tokenized dataset to {path}")
     return out
 
-# %% ../nbs/04_data.ipynb #99c04c96
+# %% ../nbs/04_data.ipynb #f6bc3d3a
 def check_registry(dataset_dir:str|Path, template:Template, tokenizer, max_samples:int|None=50, cutoff_len:int=256, **kw) -> dict:
     "Load and tokenize every local entry of `dataset_dir/dataset_info.json` for its natural stage: name -> (stage, rows)"
     out = {}

@@ -12,9 +12,9 @@ from .template import Template
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'template_messages', 'encode_supervised',
-           'preprocess_supervised', 'pack_lengths', 'preprocess_packed_supervised', 'preprocess_pretrain',
-           'encode_prompt_reply', 'preprocess_pairwise', 'preprocess_feedback', 'preprocess_unsupervised',
-           'get_preprocess']
+           'BatchTokenizer', 'preprocess_supervised', 'pack_lengths', 'preprocess_packed_supervised',
+           'preprocess_pretrain', 'encode_prompt_reply', 'preprocess_pairwise', 'preprocess_feedback',
+           'preprocess_unsupervised', 'get_preprocess']
 
 # %% ../nbs/04a_processors.ipynb #417c3cac
 IGNORE_INDEX = -100
@@ -69,6 +69,28 @@ def encode_supervised(template:Template, tokenizer, prompt:list[dict], response:
     return input_ids, labels
 
 # %% ../nbs/04a_processors.ipynb #c8535279
+class BatchTokenizer:
+    "A tokenizer whose `encode` (without special tokens) answers from a table filled by one batched call"
+    def __init__(self, tokenizer): self.tokenizer, self.table = tokenizer, {}
+    def __getattr__(self, name): return getattr(self.tokenizer, name)
+
+    def encode(self, text, add_special_tokens=True, **kw):
+        if add_special_tokens or kw: return self.tokenizer.encode(text, add_special_tokens=add_special_tokens, **kw)
+        if text not in self.table: self.table[text] = self.tokenizer.encode(text, add_special_tokens=False)
+        return self.table[text]
+
+    def prefill(self, template:Template, convs:list[tuple]) -> "BatchTokenizer":
+        "Tokenize in one call the turn texts of `convs`, tuples (messages, system, tools, add_generation_prompt)"
+        texts = set()
+        for msgs, system, tools, gen in convs:
+            try: turns = template.render_turns(template_messages(msgs), system or None, self.tokenizer, parse_tools(tools), add_generation_prompt=gen)
+            except Exception: continue  # the row fails again, with its error, when it is encoded
+            texts.update(t for turn in turns for t in turn if t)
+        texts = [t for t in texts if t not in self.table]
+        if texts: self.table.update(zip(texts, self.tokenizer(texts, add_special_tokens=False)["input_ids"]))
+        return self
+
+# %% ../nbs/04a_processors.ipynb #f6919175
 def _system(batch, i, data_args): return (batch.get("_system") or [""] * (i + 1))[i] or data_args.default_system
 
 def _tools(batch, i): return (batch.get("_tools") or [None] * (i + 1))[i]
@@ -76,13 +98,15 @@ def _tools(batch, i): return (batch.get("_tools") or [None] * (i + 1))[i]
 def preprocess_supervised(batch:dict, template:Template, tokenizer, data_args:DataArguments) -> dict:
     "Tokenized `input_ids`, `attention_mask` and `labels` for a batch of aligned rows"
     out = {"input_ids": [], "attention_mask": [], "labels": []}
+    tokenizer = BatchTokenizer(tokenizer).prefill(template, [(list(p) + list(r[:1]), _system(batch, i, data_args), _tools(batch, i), False)
+                                                             for i, (p, r) in enumerate(zip(batch["_prompt"], batch["_response"]))])
     for i, (prompt, response) in enumerate(zip(batch["_prompt"], batch["_response"])):
         ids, labels = encode_supervised(template, tokenizer, prompt, response[:1], _system(batch, i, data_args), data_args.cutoff_len,
                                         data_args.train_on_prompt, data_args.mask_history, _tools(batch, i))
         out["input_ids"].append(ids); out["attention_mask"].append([1] * len(ids)); out["labels"].append(labels)
     return out
 
-# %% ../nbs/04a_processors.ipynb #f6919175
+# %% ../nbs/04a_processors.ipynb #79b77155
 def pack_lengths(lengths:list[int], capacity:int) -> list[list[int]]:
     "Indices of `lengths` grouped into bins whose sums fit `capacity` (first-fit decreasing)"
     bins, space = [], []  # space: free room of each bin
@@ -92,7 +116,7 @@ def pack_lengths(lengths:list[int], capacity:int) -> list[list[int]]:
         else: bins.append([i]); space.append(capacity - lengths[i])
     return bins
 
-# %% ../nbs/04a_processors.ipynb #ce5c2bbd
+# %% ../nbs/04a_processors.ipynb #11c7979c
 def preprocess_packed_supervised(batch:dict, template:Template, tokenizer, data_args:DataArguments) -> dict:
     "Supervised examples of a batch packed into sequences of at most `cutoff_len` tokens (`position_ids` with `neat_packing`)"
     enc = preprocess_supervised(batch, template, tokenizer, data_args)
@@ -108,7 +132,7 @@ def preprocess_packed_supervised(batch:dict, template:Template, tokenizer, data_
         if data_args.neat_packing: out["position_ids"].append(pos)
     return out
 
-# %% ../nbs/04a_processors.ipynb #11c7979c
+# %% ../nbs/04a_processors.ipynb #234ebefb
 def _row_text(prompt, response) -> str:
     return "\n".join(m.get("content") or "" for m in list(prompt) + list(response or [])[:1] if m.get("content"))
 
@@ -126,7 +150,7 @@ def preprocess_pretrain(batch:dict, tokenizer, data_args:DataArguments) -> dict:
         blocks = [[tokenizer.bos_token_id] + b[:n - 1] for b in blocks]
     return {"input_ids": blocks, "attention_mask": [[1] * len(b) for b in blocks]}
 
-# %% ../nbs/04a_processors.ipynb #234ebefb
+# %% ../nbs/04a_processors.ipynb #199959f9
 def encode_prompt_reply(template:Template, tokenizer, prompt:list[dict], reply:dict|None, system:str|None, tools=None) -> tuple[list[int], list[int]]:
     "(prompt ids including the generation cue, reply ids) of a conversation whose last turn is `reply` (None: no reply)"
     msgs = template_messages(list(prompt) + ([reply] if reply else []))
@@ -138,6 +162,8 @@ def preprocess_pairwise(batch:dict, template:Template, tokenizer, data_args:Data
     "`chosen_*` and `rejected_*` input ids, attention masks and labels of a batch of ranking rows"
     keys = [f"{k}_{c}" for k in ("chosen", "rejected") for c in ("input_ids", "attention_mask", "labels")]
     out = {k: [] for k in keys}
+    tokenizer = BatchTokenizer(tokenizer).prefill(template, [(list(p) + [r[k]], _system(batch, i, data_args), _tools(batch, i), False)
+                                                             for i, (p, r) in enumerate(zip(batch["_prompt"], batch["_response"])) for k in (0, 1)])
     for i, (prompt, response) in enumerate(zip(batch["_prompt"], batch["_response"])):
         system, tools = _system(batch, i, data_args), _tools(batch, i)
         p_ids, chosen = encode_prompt_reply(template, tokenizer, prompt, response[0], system, tools)
@@ -150,7 +176,7 @@ def preprocess_pairwise(batch:dict, template:Template, tokenizer, data_args:Data
             out[f"{name}_labels"].append(p_lab + r)
     return out
 
-# %% ../nbs/04a_processors.ipynb #199959f9
+# %% ../nbs/04a_processors.ipynb #f74d8e8a
 def _encode_one(template, tokenizer, prompt, reply, system, tools, data_args):
     p, r = encode_prompt_reply(template, tokenizer, prompt, reply, system, tools)
     s_len, t_len = infer_seqlen(len(p), len(r), data_args.cutoff_len)
@@ -161,6 +187,8 @@ def preprocess_feedback(batch:dict, template:Template, tokenizer, data_args:Data
     "Target and KL (`kl_*`) ids, masks and labels plus `kto_tags` for a batch of labelled rows"
     out = {k: [] for k in ("input_ids", "attention_mask", "labels", "kl_input_ids", "kl_attention_mask", "kl_labels", "kto_tags")}
     n = len(batch["_prompt"])
+    tokenizer = BatchTokenizer(tokenizer).prefill(template, [(list(p) + [batch["_response"][(i + k) % n][0]], _system(batch, i, data_args), _tools(batch, i), False)
+                                                             for i, p in enumerate(batch["_prompt"]) for k in (0, 1)])
     for i, (prompt, response) in enumerate(zip(batch["_prompt"], batch["_response"])):
         system, tools = _system(batch, i, data_args), _tools(batch, i)
         ids, labels = _encode_one(template, tokenizer, prompt, response[0], system, tools, data_args)
@@ -171,7 +199,7 @@ def preprocess_feedback(batch:dict, template:Template, tokenizer, data_args:Data
         out["kto_tags"].append(bool(tag) if tag is not None else True)
     return out
 
-# %% ../nbs/04a_processors.ipynb #f74d8e8a
+# %% ../nbs/04a_processors.ipynb #0c101e8a
 def preprocess_unsupervised(batch:dict, template:Template, tokenizer, data_args:DataArguments) -> dict:
     "Prompt-only `input_ids`/`attention_mask`, reference `labels`, and the `prompt`/`reference` texts"
     out = {k: [] for k in ("input_ids", "attention_mask", "labels", "prompt", "reference")}
@@ -187,7 +215,7 @@ def preprocess_unsupervised(batch:dict, template:Template, tokenizer, data_args:
         out["reference"].append((reply or {}).get("content") or "")
     return out
 
-# %% ../nbs/04a_processors.ipynb #0c101e8a
+# %% ../nbs/04a_processors.ipynb #1e9d4872
 STAGE_KINDS = {"pt": "pretrain", "sft": "supervised", "rm": "pairwise", "dpo": "pairwise", "kto": "feedback",
                "ppo": "unsupervised", "grpo": "unsupervised", "predict": "unsupervised"}
 
