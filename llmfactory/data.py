@@ -456,23 +456,27 @@ def get_dataset(data_args:DataArguments, template:Template, tokenizer, stage:str
             raise DataError(f"tokenized_path {str(path)!r} holds data tokenized for stage {meta['stage']}, not {stage}; use another path or overwrite_cache: true")
         dd = datasets.load_from_disk(str(path))
         print(f"loaded the tokenized dataset from {path} (delete it or set overwrite_cache: true to tokenize again)")
-        return {"train_dataset": dd["train"], **({"eval_dataset": dd["validation"]} if "validation" in dd else {})}
+        each = {k.removeprefix("validation_"): dd[k] for k in dd if k.startswith("validation_")}
+        return {"train_dataset": dd["train"], **({"eval_dataset": dd["validation"]} if "validation" in dd else {"eval_dataset": each} if each else {})}
     ds = load_aligned(data_args.dataset, data_args, stage, seed, reports)
     if data_args.streaming: ds = ds.shuffle(buffer_size=data_args.buffer_size, seed=seed)
     ds = tokenize_dataset(ds, template, tokenizer, data_args, stage)
     _check_labels(ds, data_args, stage)
     if data_args.eval_dataset:
-        ev = tokenize_dataset(load_aligned(data_args.eval_dataset, data_args, stage, seed, reports), template, tokenizer, data_args, stage)
-        out = {"train_dataset": ds, "eval_dataset": ev}
+        ev = lambda names: tokenize_dataset(load_aligned(names, data_args, stage, seed, reports), template, tokenizer, data_args, stage)
+        if data_args.eval_on_each_dataset and len(data_args.eval_dataset) > 1: out = {"train_dataset": ds, "eval_dataset": {n: ev([n]) for n in data_args.eval_dataset}}
+        else: out = {"train_dataset": ds, "eval_dataset": ev(data_args.eval_dataset)}
     else: out = _split(ds, data_args, seed)
     if path and not data_args.streaming:
-        dd = datasets.DatasetDict({"train": out["train_dataset"], **({"validation": out["eval_dataset"]} if "eval_dataset" in out else {})})
+        ev = out.get("eval_dataset")
+        evs = {} if ev is None else {f"validation_{k}": v for k, v in ev.items()} if isinstance(ev, dict) else {"validation": ev}
+        dd = datasets.DatasetDict({"train": out["train_dataset"], **evs})
         dd.save_to_disk(str(path))
         (path / "llmfactory.json").write_text(json.dumps({"stage": stage, "dataset": data_args.dataset}))
         print(f"saved the tokenized dataset to {path}")
     return out
 
-# %% ../nbs/04_data.ipynb #f6bc3d3a
+# %% ../nbs/04_data.ipynb #54b6e9ea
 def check_registry(dataset_dir:str|Path, template:Template, tokenizer, max_samples:int|None=50, cutoff_len:int=256, **kw) -> dict:
     "Load and tokenize every local entry of `dataset_dir/dataset_info.json` for its natural stage: name -> (stage, rows)"
     out = {}
