@@ -37,6 +37,7 @@ class SFTCollator:
         out = {"input_ids": ids, "labels": pad_to(labels, self.label_pad_token_id, length=n, multiple=None)}
         if "position_ids" in rows[0]:
             out["position_ids"] = pad_to([list(r["position_ids"]) + list(range(n - len(r["position_ids"]))) for r in rows], 0, None, length=n)
+            out["use_cache"] = False  # with a KV cache transformers would not look for packed sequences
         else: out["attention_mask"] = pad_to([r.get("attention_mask") or [1] * len(r["input_ids"]) for r in rows], 0, length=n, multiple=None)
         return out
 
