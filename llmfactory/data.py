@@ -12,7 +12,7 @@ from typing import Any
 
 from .hparams import ConfigError, DataArguments, PAIRWISE_STAGES
 from .template import Template
-from .processors import IGNORE_INDEX, infer_seqlen, encode_supervised, preprocess_supervised, get_preprocess, STAGE_KINDS
+from .processors import IGNORE_INDEX, infer_seqlen, encode_supervised, preprocess_supervised, get_preprocess, STAGE_KINDS, EncodeError
 from .collators import get_collator
 
 # %% auto #0
@@ -435,7 +435,9 @@ def tokenize_dataset(ds, template:Template, tokenizer, data_args:DataArguments, 
     cols = ["_prompt", "_response", "_system", "_tools", "_kto_tag"]
     kw = {} if data_args.streaming else dict(num_proc=data_args.preprocessing_num_workers, desc=f"Tokenizing for {stage}",
                                              load_from_cache_file=not data_args.overwrite_cache)
-    return ds.map(fn, batched=True, batch_size=data_args.preprocessing_batch_size, remove_columns=cols, **kw)
+    try: return ds.map(fn, batched=True, with_indices=True, batch_size=data_args.preprocessing_batch_size, remove_columns=cols, **kw)
+    except EncodeError as e:
+        raise DataError(f"dataset {', '.join(data_args.dataset or [])}: cannot tokenize for stage {stage} with template {template.name!r}: {e}") from None
 
 def _split(ds, data_args, seed):
     if not data_args.val_size: return {"train_dataset": ds}
@@ -476,7 +478,7 @@ def get_dataset(data_args:DataArguments, template:Template, tokenizer, stage:str
         print(f"saved the tokenized dataset to {path}")
     return out
 
-# %% ../nbs/04_data.ipynb #54b6e9ea
+# %% ../nbs/04_data.ipynb #6fa0715a
 def check_registry(dataset_dir:str|Path, template:Template, tokenizer, max_samples:int|None=50, cutoff_len:int=256, **kw) -> dict:
     "Load and tokenize every local entry of `dataset_dir/dataset_info.json` for its natural stage: name -> (stage, rows)"
     out = {}

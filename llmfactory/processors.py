@@ -14,7 +14,7 @@ from .template import Template
 __all__ = ['IGNORE_INDEX', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'template_messages', 'encode_supervised',
            'BatchTokenizer', 'preprocess_supervised', 'pack_lengths', 'preprocess_packed_supervised',
            'preprocess_pretrain', 'encode_prompt_reply', 'preprocess_pairwise', 'preprocess_feedback',
-           'preprocess_unsupervised', 'get_preprocess']
+           'preprocess_unsupervised', 'EncodeError', 'get_preprocess']
 
 # %% ../nbs/04a_processors.ipynb #417c3cac
 IGNORE_INDEX = -100
@@ -219,13 +219,31 @@ def preprocess_unsupervised(batch:dict, template:Template, tokenizer, data_args:
 STAGE_KINDS = {"pt": "pretrain", "sft": "supervised", "rm": "pairwise", "dpo": "pairwise", "kto": "feedback",
                "ppo": "unsupervised", "grpo": "unsupervised", "predict": "unsupervised"}
 
+class EncodeError(ValueError):
+    "A row that the template cannot encode"
+
+def _locate(fn, batch, indices, err):
+    "Re-run `fn` row by row to name the row of `batch` that raised `err`"
+    n = len(batch["_prompt"])
+    for j in range(n):
+        try: fn({k: v[j:j + 1] for k, v in batch.items()})
+        except Exception as e:
+            first = next((m.get("content") for m in batch["_prompt"][j] if m.get("role") == "user"), "")
+            return EncodeError(f"row {indices[j] if indices else j} (first user message {str(first)[:60]!r}): {e}")
+    return EncodeError(str(err))
+
 def get_preprocess(stage:str, template:Template, tokenizer, data_args:DataArguments):
-    "The batched map function that tokenizes aligned rows for `stage`"
+    "The batched map function `(batch, indices=None)` that tokenizes aligned rows for `stage`; a failure names the row"
     kind = STAGE_KINDS.get(stage)
     if kind is None: raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGE_KINDS)}")
-    if kind == "pretrain": return lambda b: preprocess_pretrain(b, tokenizer, data_args)
-    if kind == "supervised" and (data_args.packing or data_args.neat_packing):
-        return lambda b: preprocess_packed_supervised(b, template, tokenizer, data_args)
-    fn = {"supervised": preprocess_supervised, "pairwise": preprocess_pairwise, "feedback": preprocess_feedback,
-          "unsupervised": preprocess_unsupervised}[kind]
-    return lambda b: fn(b, template, tokenizer, data_args)
+    if kind == "pretrain": fn = lambda b: preprocess_pretrain(b, tokenizer, data_args)
+    elif kind == "supervised" and (data_args.packing or data_args.neat_packing):
+        fn = lambda b: preprocess_packed_supervised(b, template, tokenizer, data_args)
+    else:
+        f = {"supervised": preprocess_supervised, "pairwise": preprocess_pairwise, "feedback": preprocess_feedback,
+             "unsupervised": preprocess_unsupervised}[kind]
+        fn = lambda b: f(b, template, tokenizer, data_args)
+    def run(batch, indices=None):
+        try: return fn(batch)
+        except (ValueError, KeyError, TypeError, IndexError) as e: raise _locate(fn, batch, indices, e) from None
+    return run
