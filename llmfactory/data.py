@@ -114,6 +114,9 @@ def _load_files(attr, data_args):
     import datasets
     path = Path(attr.path)
     if not path.exists(): raise DataError(f"dataset {attr.name!r}: file {str(path)!r} not found")
+    if path.is_dir() and (path / "state.json").exists():  # a folder written by `Dataset.save_to_disk`
+        ds = datasets.load_from_disk(str(path))
+        return ds.to_iterable_dataset() if data_args.streaming else ds
     files = sorted(p for p in path.iterdir() if p.suffix in DATA_EXTENSIONS) if path.is_dir() else [path]
     if not files: raise DataError(f"dataset {attr.name!r}: no data files ({', '.join(DATA_EXTENSIONS)}) in folder {str(path)!r}")
     kinds = {DATA_EXTENSIONS.get(f.suffix) for f in files}
@@ -121,7 +124,9 @@ def _load_files(attr, data_args):
     if len(kinds) > 1: raise DataError(f"dataset {attr.name!r}: folder {str(path)!r} mixes file types {sorted(kinds)}")
     if all(f.stat().st_size == 0 for f in files): raise DataError(f"dataset {attr.name!r}: {str(path)!r} is empty")
     kind = kinds.pop()
-    try: return datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train", streaming=data_args.streaming)
+    try:
+        ds = datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train", streaming=data_args.streaming)
+        return ds.filter(lambda t: bool(t.strip()), input_columns="text") if kind == "text" else ds  # blank lines are not documents
     except Exception as e:
         msg = (_diagnose_json(files) if kind == "json" else None) or f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
         raise DataError(f"dataset {attr.name!r}: could not read {str(path)!r} as {kind}: {msg}") from None
@@ -177,7 +182,7 @@ def load_raw(attr:DatasetAttr, data_args:DataArguments|None=None, seed:int=42):
     if data_args.max_samples: ds = ds.select(range(min(data_args.max_samples, len(ds))))
     return ds
 
-# %% ../nbs/04_data.ipynb #91efdad4
+# %% ../nbs/04_data.ipynb #fa704ed0
 def _where(attr, i): return f"row {i} of {Path(attr.path).name} (dataset {attr.name!r})"
 
 class RowError(DataError):
@@ -228,7 +233,7 @@ def convert_alpaca(row:dict, attr:DatasetAttr, i:int=0, need_response:bool=True)
     return {"_prompt": prompt, "_response": response, "_system": _str(attr, i, row, attr.column("system"), required=False),
             "_tools": _tools_text(attr, i, row), "_kto_tag": _kto_tag(attr, i, row)}
 
-# %% ../nbs/04_data.ipynb #9a019f16
+# %% ../nbs/04_data.ipynb #5071d03c
 def check_turns(msgs:list[dict]) -> str|None:
     "What is wrong with the order of roles in `msgs` (None if nothing)"
     prev = None
@@ -245,7 +250,7 @@ def check_turns(msgs:list[dict]) -> str|None:
         prev = r
     return None
 
-# %% ../nbs/04_data.ipynb #5071d03c
+# %% ../nbs/04_data.ipynb #7598c636
 def _tool_calls(attr, i, col, value) -> list[dict]:
     "OpenAI tool calls from a sharegpt `function_call` value or an OpenAI `tool_calls` list"
     if isinstance(value, str):
@@ -304,7 +309,7 @@ def convert_sharegpt(row:dict, attr:DatasetAttr, i:int=0, need_response:bool=Tru
     if not prompt: raise RowError(f"{_where(attr, i)}, field {col!r}: there is no prompt before the reply")
     return {"_prompt": prompt, "_response": response, "_system": system, "_tools": _tools_text(attr, i, row), "_kto_tag": _kto_tag(attr, i, row)}
 
-# %% ../nbs/04_data.ipynb #a3e5c933
+# %% ../nbs/04_data.ipynb #8cab0c05
 CONVERTERS = {"alpaca": convert_alpaca, "sharegpt": convert_sharegpt, "openai": convert_sharegpt}
 NO_RESPONSE_STAGES = ("pt", "ppo", "grpo", "predict")
 
@@ -377,7 +382,7 @@ def align_dataset(ds, attr:DatasetAttr, data_args:DataArguments|None=None, stage
         if len(ds) == 0: raise DataError(f"dataset {attr.name!r}: every row is malformed; first: {errors[0]}")
     return ds.remove_columns("_error")
 
-# %% ../nbs/04_data.ipynb #a1aa795c
+# %% ../nbs/04_data.ipynb #82a38239
 def merge_datasets(parts:list, data_args:DataArguments, seed:int=42):
     "One dataset from `parts`, by `data_args.mix_strategy`"
     import datasets
@@ -386,7 +391,7 @@ def merge_datasets(parts:list, data_args:DataArguments, seed:int=42):
     strategy = {"interleave_under": "first_exhausted", "interleave_over": "all_exhausted"}[data_args.mix_strategy]
     return datasets.interleave_datasets(parts, probabilities=data_args.interleave_probs, seed=seed, stopping_strategy=strategy)
 
-# %% ../nbs/04_data.ipynb #6e2597ff
+# %% ../nbs/04_data.ipynb #e6340f32
 def check_stage_data(attrs:list[DatasetAttr], stage:str) -> None:
     "Raise `DataError` if the datasets do not suit `stage` (pairwise stages need ranking data and vice versa)"
     for a in attrs:
@@ -404,7 +409,7 @@ def natural_stage(attr:DatasetAttr) -> str:
     if attr.formatting == "alpaca" and "response" not in attr.columns and attr.columns.get("prompt") == "text": return "pt"
     return "sft"
 
-# %% ../nbs/04_data.ipynb #b56a9b2e
+# %% ../nbs/04_data.ipynb #c0ad649b
 def _label_key(stage): return {"pairwise": "chosen_labels", "supervised": "labels", "feedback": "labels"}.get(STAGE_KINDS.get(stage))
 
 def _check_labels(ds, data_args, stage="sft"):
@@ -478,7 +483,7 @@ def get_dataset(data_args:DataArguments, template:Template, tokenizer, stage:str
         print(f"saved the tokenized dataset to {path}")
     return out
 
-# %% ../nbs/04_data.ipynb #6fa0715a
+# %% ../nbs/04_data.ipynb #47297ac5
 def check_registry(dataset_dir:str|Path, template:Template, tokenizer, max_samples:int|None=50, cutoff_len:int=256, **kw) -> dict:
     "Load and tokenize every local entry of `dataset_dir/dataset_info.json` for its natural stage: name -> (stage, rows)"
     out = {}
