@@ -68,7 +68,7 @@ def preview_data(data_args:DataArguments, template:Template, tokenizer, stage:st
     lines.append(_first_example(train, stage, tokenizer))
     return "\n".join(lines)
 
-# %% ../nbs/04c_preview.ipynb #7ec717f1
+# %% ../nbs/04c_preview.ipynb #16d638cb
 def _template_for(data_args, tokenizer) -> Template:
     if data_args.template: t = get_template(data_args.template)
     elif getattr(tokenizer, "chat_template", None): t = get_template(None, tokenizer)
