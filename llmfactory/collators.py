@@ -29,9 +29,13 @@ class SFTCollator:
     pad_to_multiple_of: int|None = 8
     label_pad_token_id: int = IGNORE_INDEX
 
+    @property
+    def pad_id(self) -> int:
+        "The pad token id (the eos id when the tokenizer has no pad token)"
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
+
     def __call__(self, rows:list[dict]) -> dict:
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
-        ids = pad_to([r["input_ids"] for r in rows], pad_id, self.pad_to_multiple_of)
+        ids = pad_to([r["input_ids"] for r in rows], self.pad_id, self.pad_to_multiple_of)
         n = ids.shape[1]
         labels = [r["labels"] if "labels" in r else r["input_ids"] for r in rows]
         out = {"input_ids": ids, "labels": pad_to(labels, self.label_pad_token_id, length=n, multiple=None)}
@@ -63,15 +67,10 @@ class KTOCollator(SFTCollator):
 
 # %% ../nbs/04b_collators.ipynb #50a6c027
 @dataclass
-class UnsupervisedCollator:
+class UnsupervisedCollator(SFTCollator):
     "Left-padded prompts, right-padded reference `labels`, and plain-text columns as lists"
-    tokenizer: Any
-    pad_to_multiple_of: int|None = 8
-    label_pad_token_id: int = IGNORE_INDEX
-
     def __call__(self, rows:list[dict]) -> dict:
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
-        ids = pad_to([r["input_ids"] for r in rows], pad_id, self.pad_to_multiple_of, left=True)
+        ids = pad_to([r["input_ids"] for r in rows], self.pad_id, self.pad_to_multiple_of, left=True)
         out = {"input_ids": ids, "attention_mask": pad_to([r["attention_mask"] for r in rows], 0, length=ids.shape[1], multiple=None, left=True)}
         if "labels" in rows[0]: out["labels"] = pad_to([r["labels"] for r in rows], self.label_pad_token_id, self.pad_to_multiple_of)
         for k in ("prompt", "reference"):
