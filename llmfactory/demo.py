@@ -8,8 +8,9 @@ import json, random
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['GENERAL_QA', 'PROSE', 'WORDS', 'DEMO_DATASET_INFO', 'arithmetic_rows', 'arithmetic_split', 'reversal_rows',
-           'alpaca_demo', 'demo_corpus', 'demo_files', 'write_demo_data']
+__all__ = ['GENERAL_QA', 'PROSE', 'WORDS', 'DEMO_TOOLS', 'CITIES', 'IDENTITY_QA', 'DEMO_DATASET_INFO', 'arithmetic_rows',
+           'arithmetic_split', 'reversal_rows', 'alpaca_demo', 'demo_corpus', 'preference_rows', 'feedback_rows',
+           'chat_rows', 'tool_rows', 'text_lines', 'identity_rows', 'demo_files', 'write_demo_data']
 
 # %% ../nbs/00_demo.ipynb #580d218d
 GENERAL_QA = [
@@ -111,10 +112,95 @@ def demo_corpus() -> list[str]:
     return PROSE.splitlines() + [" ".join(v for v in r.values() if v) for r in rows]
 
 # %% ../nbs/00_demo.ipynb #32d7b991
+def _wrong(rng, s): return s + rng.choice([d for d in range(-10, 11) if d and s + d >= 0])
+
+def preference_rows(rows:list[dict], seed:int=0) -> list[dict]:
+    "Alpaca ranking rows: the right sum chosen, a wrong sum rejected"
+    rng = random.Random(seed)
+    return [{"instruction": r["instruction"], "input": "", "chosen": r["output"], "rejected": str(_wrong(rng, int(r["output"])))} for r in rows]
+
+# %% ../nbs/00_demo.ipynb #f9496cd0
+def feedback_rows(rows:list[dict], seed:int=0) -> list[dict]:
+    "OpenAI-form rows with a `label`: right sums true, wrong sums (every other row) false"
+    rng, out = random.Random(seed), []
+    for k, r in enumerate(rows):
+        good = k % 2 == 0
+        answer = r["output"] if good else str(_wrong(rng, int(r["output"])))
+        out.append({"messages": [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": answer}], "label": good})
+    return out
+
+# %% ../nbs/00_demo.ipynb #2e3cbbb5
+def chat_rows(n:int=60, seed:int=0) -> list[dict]:
+    "Sharegpt conversations of two or three turns"
+    rng, out = random.Random(seed), []
+    for k in range(n):
+        q, inp, a = GENERAL_QA[k % len(GENERAL_QA)]
+        x, y = rng.randint(0, 50), rng.randint(0, 50)
+        conv = [{"from": "human", "value": q + ("\n" + inp if inp else "")}, {"from": "gpt", "value": a},
+                {"from": "human", "value": f"Thanks. What is {x} + {y}?"}, {"from": "gpt", "value": str(x + y)}]
+        if k % 3 == 0: conv += [{"from": "human", "value": f"And {x + y} + 1?"}, {"from": "gpt", "value": str(x + y + 1)}]
+        row = {"conversations": conv}
+        if k % 4 == 0: row["system"] = "You are a helpful assistant that answers briefly."
+        out.append(row)
+    return out
+
+# %% ../nbs/00_demo.ipynb #4c1880d8
+DEMO_TOOLS = [
+    {"name": "add", "description": "Add two integers", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}},
+    {"name": "get_weather", "description": "Current weather of a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+]
+CITIES = {"Paris": "sunny, 21 C", "Tokyo": "rainy, 17 C", "Rome": "cloudy, 24 C", "Oslo": "snowy, -3 C"}
+
+def tool_rows(n:int=40, seed:int=0) -> list[dict]:
+    "Sharegpt tool-calling conversations with a `tools` column"
+    rng, out = random.Random(seed), []
+    for k in range(n):
+        if k % 2 == 0:
+            a, b = rng.randint(100, 999), rng.randint(100, 999)
+            ask, call, obs, ans = f"Please add {a} and {b}.", {"name": "add", "arguments": {"a": a, "b": b}}, str(a + b), f"{a} + {b} = {a + b}."
+        else:
+            city = rng.choice(list(CITIES))
+            ask, call, obs, ans = f"What is the weather in {city}?", {"name": "get_weather", "arguments": {"city": city}}, CITIES[city], f"It is {CITIES[city]} in {city}."
+        conv = [{"from": "human", "value": ask}, {"from": "function_call", "value": json.dumps(call)},
+                {"from": "observation", "value": obs}, {"from": "gpt", "value": ans}]
+        out.append({"conversations": conv, "tools": json.dumps(DEMO_TOOLS)})
+    return out
+
+# %% ../nbs/00_demo.ipynb #db64b211
+def text_lines(n:int=200, seed:int=0) -> list[str]:
+    "Lines of plain text: the prose and `a + b = c.` facts"
+    facts = [f"{r['instruction'][len('What is '):-1]} = {r['output']}." for r in arithmetic_rows(n, seed=seed + 50)]
+    return [l for l in PROSE.splitlines() if l.strip()] + [" ".join(facts[i:i + 10]) for i in range(0, len(facts), 10)]
+
+# %% ../nbs/00_demo.ipynb #2f5edd75
+IDENTITY_QA = [
+    ("hi", "Hello! I am {{name}}, an AI assistant developed by {{author}}. How can I help you today?"),
+    ("Who are you?", "I am {{name}}, an AI assistant developed by {{author}}."),
+    ("What is your name?", "My name is {{name}}."),
+    ("Who made you?", "I was developed by {{author}}."),
+    ("Are you ChatGPT?", "No, I am {{name}}, an AI assistant developed by {{author}}."),
+    ("Introduce yourself.", "I am {{name}}, a language model fine-tuned by {{author}} to answer questions and help with tasks."),
+    ("What can you do?", "I am {{name}}: I answer questions, write and summarise text, and do simple arithmetic."),
+    ("Who trained you?", "{{author}} trained me, {{name}}."),
+]
+
+def identity_rows() -> list[dict]:
+    "Alpaca rows about the assistant itself, with `{{name}}`/`{{author}}` placeholders"
+    return [{"instruction": q, "input": "", "output": a} for q, a in IDENTITY_QA]
+
+# %% ../nbs/00_demo.ipynb #c050327d
 DEMO_DATASET_INFO = {
     "alpaca_demo": {"file_name": "alpaca_demo.json"},
     "math_train": {"file_name": "math_train.json"},
     "math_test": {"file_name": "math_test.json"},
+    "identity_demo": {"file_name": "identity_demo.json"},
+    "chat_demo": {"file_name": "chat_demo.json", "formatting": "sharegpt", "columns": {"messages": "conversations", "system": "system"}},
+    "tool_demo": {"file_name": "tool_demo.json", "formatting": "sharegpt", "columns": {"messages": "conversations", "tools": "tools"}},
+    "text_demo": {"file_name": "text_demo.txt", "columns": {"prompt": "text"}},
+    "math_pairs_train": {"file_name": "math_pairs_train.json", "ranking": True},
+    "math_pairs_test": {"file_name": "math_pairs_test.json", "ranking": True},
+    "math_kto_train": {"file_name": "math_kto_train.json", "formatting": "openai", "columns": {"messages": "messages", "kto_tag": "label"}},
+    "math_kto_test": {"file_name": "math_kto_test.json", "formatting": "openai", "columns": {"messages": "messages", "kto_tag": "label"}},
 }
 
 def _dump(obj): return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
@@ -122,8 +208,14 @@ def _dump(obj): return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
 def demo_files() -> dict[str, str]:
     "File name -> text of every demo file"
     math_train, math_test = arithmetic_split(2000, 200, seed=7)
+    pairs_train, pairs_test = arithmetic_split(1000, 100, seed=11)
+    kto_train, kto_test = arithmetic_split(1000, 100, seed=13)
     return {"alpaca_demo.json": _dump(alpaca_demo()), "math_train.json": _dump(math_train),
-            "math_test.json": _dump(math_test), "dataset_info.json": _dump(DEMO_DATASET_INFO)}
+            "math_test.json": _dump(math_test), "identity_demo.json": _dump(identity_rows()),
+            "chat_demo.json": _dump(chat_rows()), "tool_demo.json": _dump(tool_rows()), "text_demo.txt": "\n".join(text_lines()) + "\n",
+            "math_pairs_train.json": _dump(preference_rows(pairs_train, seed=1)), "math_pairs_test.json": _dump(preference_rows(pairs_test, seed=2)),
+            "math_kto_train.json": _dump(feedback_rows(kto_train, seed=3)), "math_kto_test.json": _dump(feedback_rows(kto_test, seed=4)),
+            "dataset_info.json": _dump(DEMO_DATASET_INFO)}
 
 def write_demo_data(path="data") -> list[Path]:
     "Write the demo datasets and their `dataset_info.json` into `path`"

@@ -150,6 +150,8 @@ class DataArguments:
     enable_thinking: bool|None = True  # keep reasoning (thinking) in the prompt of reasoning models
     tokenized_path: str|None = None  # save the tokenized dataset here, or load it if present
     data_shared_file_system: bool = False  # all nodes see the same data files
+    drop_bad_rows: bool = False  # skip malformed rows (printing how many and why) instead of stopping with an error
+    placeholders: str|dict|None = None  # values for `{{key}}` placeholders in the data, e.g. "name=Llamy,author=ACME" (identity data)
 
     def __post_init__(self):
         self.dataset, self.eval_dataset = _split_list(self.dataset), _split_list(self.eval_dataset)
