@@ -19,6 +19,10 @@ __all__ = ['HEAD_NAMES', 'use_modelscope', 'resolve_model_source', 'load_tokeniz
            'count_parameters', 'load_model']
 
 # %% ../nbs/05_model.ipynb #f01d7ec6
+def _installed(name:str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(name) is not None
+
 def use_modelscope() -> bool:
     "Whether `USE_MODELSCOPE_HUB` asks for ModelScope downloads"
     return os.environ.get("USE_MODELSCOPE_HUB", "0").lower() in ("1", "true", "yes")
@@ -158,10 +162,6 @@ def check_module_names(setting:str, names:list[str]|None, model) -> None:
                               + f"; module names: {', '.join(shorts)}")
 
 # %% ../nbs/05_model.ipynb #a05f3547
-def _installed(name:str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(name) is not None
-
 def _prequantized(config) -> str|None:
     q = getattr(config, "quantization_config", None)
     if q is None: return None
