@@ -16,7 +16,7 @@ from .tiny import resolve_model_path
 __all__ = ['HEAD_NAMES', 'use_modelscope', 'resolve_model_source', 'load_tokenizer', 'get_compute_dtype',
            'get_attn_implementation', 'configure_rope', 'find_all_linear_modules', 'load_config', 'model_skeleton',
            'resolve_lora_target', 'check_module_names', 'check_model_setup', 'trainable_layer_ids', 'init_adapter',
-           'count_parameters', 'load_model']
+           'count_parameters', 'load_model', 'PissaConvertCallback', 'method_callbacks']
 
 # %% ../nbs/05_model.ipynb #f01d7ec6
 def _installed(name:str) -> bool:
@@ -253,9 +253,9 @@ def _setup_lora(model, model_args:ModelArguments, f:FinetuningArguments, is_trai
     resume = adapters[-1] if adapters and is_trainable and not f.create_new_adapter else None
     to_merge = adapters[:-1] if resume else adapters
     quantized = getattr(model, "quantization_method", None) is not None or model_args.quantization_bit is not None or _prequantized(model.config)
-    if quantized and len(to_merge) > 0: raise ConfigError("a quantized model cannot merge adapters: give one adapter at most with quantization_bit")
-    if quantized and not is_trainable and adapters:  # keep the adapter unmerged on quantized weights
+    if quantized and not is_trainable and len(adapters) == 1:  # keep the adapter unmerged on quantized weights
         return PeftModel.from_pretrained(model, adapters[0])
+    if quantized and len(to_merge) > 0: raise ConfigError("a quantized model cannot merge adapters: give one adapter at most with quantization_bit")
     for a in to_merge: model = PeftModel.from_pretrained(model, a).merge_and_unload()
     if resume: return PeftModel.from_pretrained(model, resume, is_trainable=True)
     if not is_trainable: return model
@@ -364,3 +364,31 @@ def load_model(tokenizer, model_args:ModelArguments, finetuning_args:FinetuningA
     if model_args.print_param_status:
         for n, p in model.named_parameters(): print(f"{n}: {p.dtype}, trainable={p.requires_grad}")
     return model
+
+# %% ../nbs/05_model.ipynb #62a64b1e
+from transformers import TrainerCallback
+
+class PissaConvertCallback(TrainerCallback):
+    "Save the initial PiSSA adapter at the start and, at the end, the trained one converted to a LoRA adapter of the original base"
+    def _save(self, model, path, **kw):
+        cfg = model.peft_config["default"]
+        init, cfg.init_lora_weights = cfg.init_lora_weights, True
+        try: model.save_pretrained(path, **kw)
+        finally: cfg.init_lora_weights = init
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        if args.should_save: self._save(model, os.path.join(args.output_dir, "pissa_init"))
+
+    def on_train_end(self, args, state, control, model=None, **kw):
+        if not args.should_save: return
+        backup = os.path.join(args.output_dir, "pissa_backup")
+        self._save(model, backup)
+        self._save(model, os.path.join(args.output_dir, "pissa_converted"),
+                   path_initial_model_for_weight_conversion=os.path.join(args.output_dir, "pissa_init"))
+        model.load_adapter(backup, "default", is_trainable=True)  # conversion changed the live weights: restore them
+        model.set_adapter("default")
+
+def method_callbacks(finetuning_args:FinetuningArguments) -> list:
+    "Training callbacks the tuning method needs (PiSSA conversion)"
+    f = finetuning_args
+    return [PissaConvertCallback()] if f.finetuning_type == "lora" and f.pissa_init and f.pissa_convert else []

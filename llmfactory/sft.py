@@ -10,7 +10,7 @@ from pathlib import Path
 from .callbacks import LogCallback, plot_loss, read_log
 from .data import get_collator, get_dataset
 from .hparams import TrainArgs, get_train_args
-from .model import count_parameters, load_model, load_tokenizer
+from .model import count_parameters, load_model, load_tokenizer, method_callbacks
 from .optim import check_optimizer_args, create_optimizer
 from .template import get_template
 
@@ -55,7 +55,7 @@ def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam; None: AdamW
     trainer = Trainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer), processing_class=tokenizer,
-                      callbacks=[LogCallback(), *(callbacks or [])], **datasets)
+                      callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])], **datasets)
     metrics = {}
     if t.do_train:
         result = trainer.train(resume_from_checkpoint=resolve_checkpoint(t.resume_from_checkpoint, t.output_dir))
