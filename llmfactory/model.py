@@ -365,7 +365,7 @@ def load_model(tokenizer, model_args:ModelArguments, finetuning_args:FinetuningA
         for n, p in model.named_parameters(): print(f"{n}: {p.dtype}, trainable={p.requires_grad}")
     return model
 
-# %% ../nbs/05_model.ipynb #62a64b1e
+# %% ../nbs/05_model.ipynb #3ad26822
 from transformers import TrainerCallback
 
 class PissaConvertCallback(TrainerCallback):
