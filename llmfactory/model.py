@@ -282,7 +282,7 @@ def init_adapter(model, model_args:ModelArguments, f:FinetuningArguments, is_tra
         if model_args.resize_vocab:  # new tokens need trainable embeddings
             for n in _embedding_names(model):
                 model.get_submodule(n).requires_grad_(True)
-    if is_trainable:
+    if is_trainable and not f.pure_bf16:  # pure_bf16 trains in bf16 throughout
         for p in model.parameters():
             if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16): p.data = p.data.float()
     else: model.requires_grad_(False)
