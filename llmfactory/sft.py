@@ -10,7 +10,8 @@ from pathlib import Path
 from .callbacks import LogCallback, plot_loss, read_log
 from .data import get_collator, get_dataset
 from .hparams import TrainArgs, get_train_args
-from .model import count_parameters, load_model, load_tokenizer
+from .model import count_parameters, load_model, load_tokenizer, method_callbacks
+from .optim import check_optimizer_args, create_optimizer
 from .template import get_template
 
 # %% auto #0
@@ -42,6 +43,8 @@ def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run supervised fine-tuning as configured by `args`; returns the metrics"
     from transformers import Trainer
     m, d, t, f = args.model, args.data, args.training, args.finetuning
+    check_optimizer_args(f)
+    m.model_max_length = m.model_max_length or d.cutoff_len  # RoPE scaling reads it
     tokenizer = load_tokenizer(m)
     template = get_template_for(d, tokenizer)
     datasets = get_dataset(d, template, tokenizer, stage="sft", seed=t.seed)
@@ -50,8 +53,9 @@ def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     t.remove_unused_columns = False
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    trainer = Trainer(model=model, args=t, data_collator=get_collator(tokenizer), processing_class=tokenizer,
-                      callbacks=[LogCallback(), *(callbacks or [])], **datasets)
+    optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam; None: AdamW
+    trainer = Trainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer), processing_class=tokenizer,
+                      callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])], **datasets)
     metrics = {}
     if t.do_train:
         result = trainer.train(resume_from_checkpoint=resolve_checkpoint(t.resume_from_checkpoint, t.output_dir))
