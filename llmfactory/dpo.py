@@ -18,7 +18,7 @@ from .sft import get_template_for, train_and_evaluate
 
 # %% auto #0
 __all__ = ['NO_REFERENCE', 'sequence_logps', 'get_ref_model', 'reference', 'preference_loss', 'MetricsMixin', 'DPOTrainer',
-           'preference_accuracy', 'run_dpo']
+           'preference_accuracy', 'run_dpo', 'pair_rows', 'pad', 'pair_collator']
 
 # %% ../nbs/07c_dpo.ipynb #d603ceb4
 def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,3 +135,28 @@ def run_dpo(args:TrainArgs, callbacks:list|None=None) -> dict:
     trainer = DPOTrainer(model=model, args=t, finetuning_args=f, ref_model=ref_model, data_collator=get_collator(tokenizer, stage="dpo"),
                          processing_class=tokenizer, callbacks=[LogCallback(), *(callbacks or [])], **datasets)
     return train_and_evaluate(trainer, args, "eval_dataset" in datasets)
+
+# %% ../nbs/07c_dpo.ipynb #455174ca
+def pair_rows(tokenizer, template, n:int=32, seed:int=0, rows:list|None=None) -> list[dict]:
+    "Pairwise rows of the data contract: prompt + correct sum (chosen) and prompt + a wrong sum (rejected)"
+    import random
+    from llmfactory.demo import arithmetic_rows
+    rng, out = random.Random(seed), []
+    for r in rows or arithmetic_rows(n, seed=seed):
+        wrong = str(int(r["output"]) + rng.choice([-11, -10, -2, -1, 1, 2, 10, 11]))
+        row = {}
+        for side, reply in (("chosen", r["output"]), ("rejected", wrong)):
+            (p, a), = template.encode_multiturn(tokenizer, [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": reply}])
+            row |= {f"{side}_input_ids": p + a, f"{side}_attention_mask": [1] * (len(p) + len(a)), f"{side}_labels": [IGNORE_INDEX] * len(p) + a}
+        out.append(row)
+    return out
+
+def pad(seqs, value):
+    "A tensor of the lists `seqs` right-padded with `value`"
+    n = max(map(len, seqs))
+    return torch.tensor([s + [value] * (n - len(s)) for s in seqs])
+
+def pair_collator(rows:list[dict]) -> dict:
+    "The pairwise collator of the contract: B chosen rows then B rejected rows"
+    return {k: pad([r[f"{s}_{k}"] for s in ("chosen", "rejected") for r in rows], IGNORE_INDEX if k == "labels" else 0)
+            for k in ("input_ids", "attention_mask", "labels")}
