@@ -207,4 +207,6 @@ d = { 'settings': { 'branch': 'main',
                                   'llmfactory.tuner.get_runner': ('tuner.html#get_runner', 'llmfactory/tuner.py'),
                                   'llmfactory.tuner.preflight': ('tuner.html#preflight', 'llmfactory/tuner.py'),
                                   'llmfactory.tuner.save_config': ('tuner.html#save_config', 'llmfactory/tuner.py'),
-                                  'llmfactory.tuner.train': ('tuner.html#train', 'llmfactory/tuner.py')}}}
+                                  'llmfactory.tuner.torchrun_command': ('tuner.html#torchrun_command', 'llmfactory/tuner.py'),
+                                  'llmfactory.tuner.train': ('tuner.html#train', 'llmfactory/tuner.py'),
+                                  'llmfactory.tuner.train_main': ('tuner.html#train_main', 'llmfactory/tuner.py')}}}
