@@ -6,6 +6,8 @@ Prints one line per stage: the stage's own figure before and after training, on 
 pt then sft: exact match of greedy answers; rm: pairwise accuracy; dpo/kto/orpo/simpo: preference accuracy
 (policy log-prob of the correct sum > a wrong sum); ppo/grpo: mean reward of sampled answers.
 The data are built here from llmfactory.demo.arithmetic_split in the data pipeline's formats.
+rm, dpo, kto, orpo and simpo start from the untrained tiny model (preference accuracy ~50%): to prefer the right sum they must
+learn addition from the pairs alone. ppo and grpo start from the sft model, as in the InstructGPT recipe (sft -> rm -> ppo).
 """
 import argparse, tempfile, time, warnings
 warnings.filterwarnings("ignore")
@@ -24,14 +26,16 @@ from llmfactory.rm import RewardTrainer, load_reward_model, pairwise_accuracy
 from llmfactory.callbacks import StageTrainer
 from llmfactory.template import get_template
 
-p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true"); p.add_argument("--model", default="tiny-llama")
+p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true")
+p.add_argument("--model", default="tiny-qwen2")  # its tokenizer splits numbers into digits, which makes addition learnable
 opt = p.parse_args()
 n_train, n_test = (600, 100) if opt.quick else (2000, 200)
+EPOCHS = 3 if opt.quick else 6  # of the preference stages
 train, test = arithmetic_split(n_train, n_test, seed=0)
 
 def targs(stage, **kw):
-    base = dict(model_name_or_path=opt.model, stage=stage, dataset="unused", output_dir=tempfile.mkdtemp(), per_device_train_batch_size=16,
-                learning_rate=5e-3, num_train_epochs=2 if opt.quick else 4, save_strategy="no", report_to="none", disable_tqdm=True, seed=0,
+    base = dict(model_name_or_path=opt.model, stage=stage, warmup_ratio=0.05, dataset="unused", output_dir=tempfile.mkdtemp(), per_device_train_batch_size=16,
+                learning_rate=3e-3, num_train_epochs=EPOCHS, save_strategy="no", report_to="none", disable_tqdm=True, seed=0,
                 logging_steps=10, reward_model="unused", reward_funcs="number_match")
     a = get_train_args({**base, **kw}); a.training.remove_unused_columns = False
     return a
@@ -65,7 +69,7 @@ def line(stage, what, before, after, t0): print(f"{stage:6s} {what:22s} {before:
 
 # pt then sft (full tuning): the pt text is the training problems written out, the sft data the same problems as chat
 t0 = time.time(); set_seed(0)
-a = targs("pt", finetuning_type="full", learning_rate=3e-3)
+a = targs("pt", finetuning_type="full", learning_rate=3e-3, num_train_epochs=2 if opt.quick else 4)
 model = load_model(tok, a.model, a.finetuning, is_trainable=True)
 em0 = exact_match(model, test)
 text = [i for r in train for i in tok(f"{r['instruction']} {r['output']}", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]]
@@ -73,14 +77,15 @@ chunks = [{"input_ids": text[i:i + 64], "attention_mask": [1] * 64} for i in ran
 StageTrainer(model=model, args=a.training, data_collator=DataCollatorForLanguageModeling(tok, mlm=False), train_dataset=chunks).train()
 line("pt", "held-out exact match", em0, exact_match(model, test), t0)
 t0 = time.time()
-a = targs("sft", finetuning_type="full", learning_rate=2e-3, num_train_epochs=4 if opt.quick else 12)
+a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=6 if opt.quick else 16)
 StageTrainer(model=model, args=a.training, data_collator=DataCollatorForSeq2Seq(tok, label_pad_token_id=IGNORE_INDEX), train_dataset=sft_rows(train)).train()
 line("sft", "held-out exact match", em0, exact_match(model, test), t0)
+sft_dir = tempfile.mkdtemp(); model.save_pretrained(sft_dir); tok.save_pretrained(sft_dir)
 
 pairs_train, pairs_test = pair_rows(tok, template, rows=train, seed=1), pair_rows(tok, template, rows=test, seed=2)
 
 t0 = time.time(); set_seed(0)
-a = targs("rm")
+a = targs("rm", finetuning_type="full")
 rm = load_reward_model(tok, a.model, a.finetuning, is_trainable=True)
 acc0 = pairwise_accuracy(rm, pairs_test, pair_collator)
 RewardTrainer(model=rm, args=a.training, data_collator=pair_collator, train_dataset=pairs_train).train()
@@ -88,7 +93,7 @@ line("rm", "held-out pair accuracy", acc0, pairwise_accuracy(rm, pairs_test, pai
 
 for name, kw in (("dpo", {}), ("orpo", {"pref_loss": "orpo", "pref_beta": 1.0}), ("simpo", {"pref_loss": "simpo"}), ("kto", {"pref_beta": 0.5})):
     t0 = time.time(); set_seed(0)
-    a = targs("kto" if name == "kto" else "dpo", **kw)
+    a = targs("kto" if name == "kto" else "dpo", finetuning_type="full", **kw)
     pol = load_model(tok, a.model, a.finetuning, is_trainable=True)
     acc0 = preference_accuracy(pol, pairs_test, pair_collator)
     if name == "kto": KTOTrainer(model=pol, args=a.training, finetuning_args=a.finetuning, data_collator=kto_collator, train_dataset=kto_rows(pairs_train)).train()
@@ -99,7 +104,7 @@ prompts = prompt_rows(tok, template, train)
 collate = lambda rows: prompt_collator(rows, tok.pad_token_id)
 for name in ("ppo", "grpo"):
     t0 = time.time(); set_seed(0)
-    a = targs(name, learning_rate=2e-3, max_steps=15 if opt.quick else 60, logging_steps=5, max_new_tokens=6, temperature=1.0, ppo_epochs=2)
+    a = targs(name, model_name_or_path=sft_dir, learning_rate=1e-3, per_device_train_batch_size=16, max_steps=15 if opt.quick else 60, warmup_ratio=0.0, logging_steps=5, max_new_tokens=6, temperature=1.0, ppo_epochs=2)
     pol = load_model(tok, a.model, a.finetuning, is_trainable=True)
     common = dict(model=pol, args=a.training, finetuning_args=a.finetuning, generating_args=a.generating, stop_ids=stop, processing_class=tok,
                   train_dataset=prompts, data_collator=collate)

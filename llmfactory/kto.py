@@ -9,7 +9,7 @@ import torch
 
 from .callbacks import LogCallback, StageTrainer, setup_trackers
 from .data import IGNORE_INDEX, get_collator, get_dataset
-from .dpo import MetricsMixin, get_ref_model, reference, sequence_logps
+from .dpo import MetricsMixin, get_ref_model, pad, reference, sequence_logps
 from .hparams import FinetuningArguments, TrainArgs
 from .model import count_parameters, load_model, load_tokenizer
 from .sft import get_template_for, train_and_evaluate
