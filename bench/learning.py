@@ -30,7 +30,8 @@ p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true")
 p.add_argument("--model", default="tiny-qwen2")  # its tokenizer splits numbers into digits, which makes addition learnable
 opt = p.parse_args()
 n_train, n_test = (600, 100) if opt.quick else (2000, 200)
-EPOCHS = 3 if opt.quick else 6  # of the preference stages
+EPOCHS = 2 if opt.quick else 4  # of the preference stages
+N_PAIRS = 300 if opt.quick else 1000  # training pairs of the preference stages
 train, test = arithmetic_split(n_train, n_test, seed=0)
 
 def targs(stage, **kw):
@@ -69,7 +70,7 @@ def line(stage, what, before, after, t0): print(f"{stage:6s} {what:22s} {before:
 
 # pt then sft (full tuning): the pt text is the training problems written out, the sft data the same problems as chat
 t0 = time.time(); set_seed(0)
-a = targs("pt", finetuning_type="full", learning_rate=3e-3, num_train_epochs=2 if opt.quick else 4)
+a = targs("pt", finetuning_type="full", learning_rate=3e-3, num_train_epochs=1 if opt.quick else 2)
 model = load_model(tok, a.model, a.finetuning, is_trainable=True)
 em0 = exact_match(model, test)
 text = [i for r in train for i in tok(f"{r['instruction']} {r['output']}", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]]
@@ -77,12 +78,12 @@ chunks = [{"input_ids": text[i:i + 64], "attention_mask": [1] * 64} for i in ran
 StageTrainer(model=model, args=a.training, data_collator=DataCollatorForLanguageModeling(tok, mlm=False), train_dataset=chunks).train()
 line("pt", "held-out exact match", em0, exact_match(model, test), t0)
 t0 = time.time()
-a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=6 if opt.quick else 16)
+a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=6 if opt.quick else 12)
 StageTrainer(model=model, args=a.training, data_collator=DataCollatorForSeq2Seq(tok, label_pad_token_id=IGNORE_INDEX), train_dataset=sft_rows(train)).train()
 line("sft", "held-out exact match", em0, exact_match(model, test), t0)
 sft_dir = tempfile.mkdtemp(); model.save_pretrained(sft_dir); tok.save_pretrained(sft_dir)
 
-pairs_train, pairs_test = pair_rows(tok, template, rows=train, seed=1), pair_rows(tok, template, rows=test, seed=2)
+pairs_train, pairs_test = pair_rows(tok, template, rows=train[:N_PAIRS], seed=1), pair_rows(tok, template, rows=test, seed=2)
 
 t0 = time.time(); set_seed(0)
 a = targs("rm", finetuning_type="full")

@@ -4,6 +4,7 @@
 
 # %% ../nbs/07e_ppo.ipynb #14a1a1f0
 from __future__ import annotations
+import os
 
 import torch
 from torch import nn
@@ -17,7 +18,8 @@ from .rm import load_reward_model
 from .sft import get_template_for, train_and_evaluate
 
 # %% auto #0
-__all__ = ['sample_replies', 'reply_logps', 'masked_mean', 'gae', 'PPOTrainer', 'run_ppo', 'prompt_rows', 'prompt_collator']
+__all__ = ['VALUE_HEAD', 'sample_replies', 'reply_logps', 'masked_mean', 'gae', 'PPOTrainer', 'run_ppo', 'prompt_rows',
+           'prompt_collator']
 
 # %% ../nbs/07e_ppo.ipynb #5e3ef486
 @torch.no_grad()
@@ -53,6 +55,8 @@ def gae(rewards:torch.Tensor, values:torch.Tensor, mask:torch.Tensor, gamma:floa
     return adv * mask, (adv + values) * mask
 
 # %% ../nbs/07e_ppo.ipynb #7ca43e1b
+VALUE_HEAD = "value_head.bin"
+
 class PPOTrainer(MetricsMixin, StageTrainer):
     "PPO: each Trainer step is one rollout, scored by `reward_model`, then `ppo_epochs` clipped updates"
     def __init__(self, *args, finetuning_args:FinetuningArguments, generating_args, reward_model, ref_model=None, stop_ids=None, **kwargs):
@@ -66,6 +70,15 @@ class PPOTrainer(MetricsMixin, StageTrainer):
         opt = super().create_optimizer(*args, **kwargs)
         opt.add_param_group({"params": list(self.v_head.parameters()), "weight_decay": 0.0})  # the value head trains with the policy
         return opt
+
+    def _save(self, output_dir=None, state_dict=None):  # checkpoints and the final save keep the value head beside the policy
+        super()._save(output_dir, state_dict)
+        torch.save(self.v_head.state_dict(), os.path.join(output_dir or self.args.output_dir, VALUE_HEAD))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = os.path.join(resume_from_checkpoint, VALUE_HEAD)
+        if os.path.exists(path): self.v_head.load_state_dict(torch.load(path, map_location=self.model.device))
 
     @torch.no_grad()
     def rollout(self, model, inputs):
