@@ -28,10 +28,14 @@ from llmfactory.template import get_template
 
 p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true")
 p.add_argument("--model", default="tiny-qwen2")  # its tokenizer splits numbers into digits, which makes addition learnable
+p.add_argument("--stages", default="pt,sft,rm,dpo,orpo,simpo,kto,ppo,grpo", help="comma-separated; ppo and grpo need sft")
+p.add_argument("--pref-epochs", type=int, default=None, help="epochs of rm/dpo/orpo/simpo/kto")
+p.add_argument("--pairs", type=int, default=None, help="training pairs of rm/dpo/orpo/simpo/kto")
 opt = p.parse_args()
+STAGES = opt.stages.split(",")
 n_train, n_test = (600, 100) if opt.quick else (2000, 200)
-EPOCHS = 2 if opt.quick else 4  # of the preference stages
-N_PAIRS = 300 if opt.quick else 1000  # training pairs of the preference stages
+EPOCHS = opt.pref_epochs or (2 if opt.quick else 4)  # of the preference stages
+N_PAIRS = opt.pairs or (300 if opt.quick else 1000)  # training pairs of the preference stages
 train, test = arithmetic_split(n_train, n_test, seed=0)
 
 def targs(stage, **kw):
@@ -69,30 +73,36 @@ def exact_match(model, rows):
 def line(stage, what, before, after, t0): print(f"{stage:6s} {what:22s} {before:6.3f} -> {after:6.3f}   {time.time() - t0:6.1f}s", flush=True)
 
 # pt then sft (full tuning): the pt text is the training problems written out, the sft data the same problems as chat
-t0 = time.time(); set_seed(0)
-a = targs("pt", finetuning_type="full", learning_rate=3e-3, num_train_epochs=1 if opt.quick else 2)
+set_seed(0)
+a = targs("pt", finetuning_type="full")
 model = load_model(tok, a.model, a.finetuning, is_trainable=True)
-em0 = exact_match(model, test)
-text = [i for r in train for i in tok(f"{r['instruction']} {r['output']}", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]]
-chunks = [{"input_ids": text[i:i + 64], "attention_mask": [1] * 64} for i in range(0, len(text) - 63, 64)]
-StageTrainer(model=model, args=a.training, data_collator=DataCollatorForLanguageModeling(tok, mlm=False), train_dataset=chunks).train()
-line("pt", "held-out exact match", em0, exact_match(model, test), t0)
-t0 = time.time()
-a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=6 if opt.quick else 12)
-StageTrainer(model=model, args=a.training, data_collator=DataCollatorForSeq2Seq(tok, label_pad_token_id=IGNORE_INDEX), train_dataset=sft_rows(train)).train()
-line("sft", "held-out exact match", em0, exact_match(model, test), t0)
-sft_dir = tempfile.mkdtemp(); model.save_pretrained(sft_dir); tok.save_pretrained(sft_dir)
+em0 = exact_match(model, test) if "pt" in STAGES or "sft" in STAGES else 0.0
+if "pt" in STAGES:
+  t0 = time.time()
+  a = targs("pt", finetuning_type="full", learning_rate=3e-3, num_train_epochs=1 if opt.quick else 2)
+  text = [i for r in train for i in tok(f"{r['instruction']} {r['output']}", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]]
+  chunks = [{"input_ids": text[i:i + 64], "attention_mask": [1] * 64} for i in range(0, len(text) - 63, 64)]
+  StageTrainer(model=model, args=a.training, data_collator=DataCollatorForLanguageModeling(tok, mlm=False), train_dataset=chunks).train()
+  line("pt", "held-out exact match", em0, exact_match(model, test), t0)
+if "sft" in STAGES:
+  t0 = time.time()
+  a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=6 if opt.quick else 12)
+  StageTrainer(model=model, args=a.training, data_collator=DataCollatorForSeq2Seq(tok, label_pad_token_id=IGNORE_INDEX), train_dataset=sft_rows(train)).train()
+  line("sft", "held-out exact match", em0, exact_match(model, test), t0)
+  sft_dir = tempfile.mkdtemp(); model.save_pretrained(sft_dir); tok.save_pretrained(sft_dir)
 
 pairs_train, pairs_test = pair_rows(tok, template, rows=train[:N_PAIRS], seed=1), pair_rows(tok, template, rows=test, seed=2)
 
-t0 = time.time(); set_seed(0)
-a = targs("rm", finetuning_type="full")
-rm = load_reward_model(tok, a.model, a.finetuning, is_trainable=True)
-acc0 = pairwise_accuracy(rm, pairs_test, pair_collator)
-RewardTrainer(model=rm, args=a.training, data_collator=pair_collator, train_dataset=pairs_train).train()
-line("rm", "held-out pair accuracy", acc0, pairwise_accuracy(rm, pairs_test, pair_collator), t0)
+if "rm" in STAGES or "ppo" in STAGES:
+  t0 = time.time(); set_seed(0)
+  a = targs("rm", finetuning_type="full")
+  rm = load_reward_model(tok, a.model, a.finetuning, is_trainable=True)
+  acc0 = pairwise_accuracy(rm, pairs_test, pair_collator)
+  RewardTrainer(model=rm, args=a.training, data_collator=pair_collator, train_dataset=pairs_train).train()
+  line("rm", "held-out pair accuracy", acc0, pairwise_accuracy(rm, pairs_test, pair_collator), t0)
 
 for name, kw in (("dpo", {}), ("orpo", {"pref_loss": "orpo", "pref_beta": 1.0}), ("simpo", {"pref_loss": "simpo"}), ("kto", {"pref_beta": 0.5})):
+    if name not in STAGES: continue
     t0 = time.time(); set_seed(0)
     a = targs("kto" if name == "kto" else "dpo", finetuning_type="full", **kw)
     pol = load_model(tok, a.model, a.finetuning, is_trainable=True)
@@ -104,6 +114,7 @@ for name, kw in (("dpo", {}), ("orpo", {"pref_loss": "orpo", "pref_beta": 1.0}),
 prompts = prompt_rows(tok, template, train)
 collate = lambda rows: prompt_collator(rows, tok.pad_token_id)
 for name in ("ppo", "grpo"):
+    if name not in STAGES: continue
     t0 = time.time(); set_seed(0)
     a = targs(name, model_name_or_path=sft_dir, learning_rate=1e-3, per_device_train_batch_size=16, max_steps=15 if opt.quick else 60, warmup_ratio=0.0, logging_steps=5, max_new_tokens=6, temperature=1.0, ppo_epochs=2)
     pol = load_model(tok, a.model, a.finetuning, is_trainable=True)
