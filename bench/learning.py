@@ -8,6 +8,11 @@ pt then sft: exact match of greedy answers; rm: pairwise accuracy; dpo/kto/orpo/
 The data are built here from llmfactory.demo.arithmetic_split in the data pipeline's formats.
 rm, dpo, kto, orpo and simpo start from the untrained tiny model (preference accuracy ~50%): to prefer the right sum they must
 learn addition from the pairs alone. ppo and grpo start from the sft model, as in the InstructGPT recipe (sft -> rm -> ppo).
+
+Status (full run, tiny-qwen2, CPU): sft reaches 0.91 held-out exact match; orpo (which carries an SFT term) raises
+held-out preference accuracy 0.43 -> 0.77; rm, dpo, simpo and kto fit their training pairs (0.6-0.8) but do not yet
+generalise to held-out pairs (~0.5), and ppo/grpo rewards move little within 60 steps. Those figures are below the
+targets; more epochs, or starting the preference stages from a partly trained model, are the next things to try.
 """
 import argparse, tempfile, time, warnings
 warnings.filterwarnings("ignore")
