@@ -74,7 +74,7 @@ class MetricsMixin:
     def store(self, **metrics):
         if not hasattr(self, "_stored"): self._stored = defaultdict(list)
         prefix = "" if self.model.training else "eval_"
-        for k, v in metrics.items(): self._stored[prefix + k].append(float(v))
+        for k, v in metrics.items(): self._stored[prefix + k].append(float(v.detach() if torch.is_tensor(v) else v))
 
     def log(self, logs:dict, *args, **kwargs):
         stored, ev = getattr(self, "_stored", {}), any(k.startswith("eval_") for k in logs)
