@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .callbacks import LogCallback, plot_loss, read_log
+from .callbacks import LogCallback, StageTrainer, plot_loss, read_log, setup_trackers
 from .data import get_collator, get_dataset
 from .hparams import TrainArgs, get_train_args
 from .model import count_parameters, load_model, load_tokenizer, method_callbacks
@@ -15,7 +15,7 @@ from .optim import check_optimizer_args, create_optimizer
 from .template import get_template
 
 # %% auto #0
-__all__ = ['resolve_checkpoint', 'get_template_for', 'run_sft']
+__all__ = ['resolve_checkpoint', 'get_template_for', 'train_and_evaluate', 'run_sft']
 
 # %% ../nbs/07_sft.ipynb #efb31859
 def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
@@ -39,23 +39,9 @@ def get_template_for(data_args, tokenizer):
     template.fix_tokenizer(tokenizer)
     return template
 
-def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
-    "Run supervised fine-tuning as configured by `args`; returns the metrics"
-    from transformers import Trainer
-    m, d, t, f = args.model, args.data, args.training, args.finetuning
-    check_optimizer_args(f)
-    m.model_max_length = m.model_max_length or d.cutoff_len  # RoPE scaling reads it
-    tokenizer = load_tokenizer(m)
-    template = get_template_for(d, tokenizer)
-    datasets = get_dataset(d, template, tokenizer, stage="sft", seed=t.seed)
-    model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
-    t.gradient_checkpointing = False  # handled by load_model
-    t.remove_unused_columns = False
-    trainable, total = count_parameters(model)
-    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam; None: AdamW
-    trainer = Trainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer), processing_class=tokenizer,
-                      callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])], **datasets)
+def train_and_evaluate(trainer, args:TrainArgs, has_eval:bool=False) -> dict:
+    "The part every stage shares: train (resuming if asked), save the model, state, metrics and loss curves, then evaluate"
+    t, f = args.training, args.finetuning
     metrics = {}
     if t.do_train:
         result = trainer.train(resume_from_checkpoint=resolve_checkpoint(t.resume_from_checkpoint, t.output_dir))
@@ -66,8 +52,33 @@ def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
         losses = [r["loss"] for r in read_log(t.output_dir) if "loss" in r]
         if losses: metrics.update(first_loss=losses[0], last_loss=losses[-1])
         if f.plot_loss and trainer.is_world_process_zero(): plot_loss(t.output_dir)
-    if t.do_eval and "eval_dataset" in datasets:
+    if t.do_eval and has_eval:
         ev = trainer.evaluate()
         trainer.log_metrics("eval", ev); trainer.save_metrics("eval", ev)
         metrics.update(ev)
+    return metrics
+
+def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
+    "Run supervised fine-tuning as configured by `args`; returns the metrics"
+    m, d, t, f = args.model, args.data, args.training, args.finetuning
+    check_optimizer_args(f)
+    m.model_max_length = m.model_max_length or d.cutoff_len  # RoPE scaling reads it
+    setup_trackers(t)
+    tokenizer = load_tokenizer(m)
+    template = get_template_for(d, tokenizer)
+    datasets = get_dataset(d, template, tokenizer, stage="sft", seed=t.seed)
+    model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
+    t.gradient_checkpointing = False  # handled by load_model
+    t.remove_unused_columns = False
+    trainable, total = count_parameters(model)
+    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
+    optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam; None: AdamW
+    trainer = StageTrainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer), processing_class=tokenizer,
+                           callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])], **datasets)
+    metrics = train_and_evaluate(trainer, args, "eval_dataset" in datasets)
+    if t.do_predict and t.predict_with_generate:
+        from llmfactory.predict import predict_and_save
+        pred = get_dataset(d, template, tokenizer, stage="predict", seed=t.seed)
+        pred = pred.get("eval_dataset", pred["train_dataset"])
+        metrics.update(predict_and_save(model, tokenizer, template, pred, args.generating, t.output_dir, t.per_device_eval_batch_size))
     return metrics

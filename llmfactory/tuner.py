@@ -4,20 +4,23 @@
 
 # %% ../nbs/08_tuner.ipynb #f1e85470
 from __future__ import annotations
-import importlib, json
+import importlib, json, os
 from pathlib import Path
 
 import yaml
 
+from .callbacks import read_log
 from .data import check_stage_data, get_dataset_attrs
 from .hparams import ConfigError, TrainArgs, get_train_args
 from .template import get_template
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'get_runner', 'preflight', 'save_config', 'train']
+__all__ = ['STAGE_RUNNERS', 'get_runner', 'preflight', 'save_config', 'train', 'torchrun_command', 'train_main']
 
 # %% ../nbs/08_tuner.ipynb #0639bda3
-STAGE_RUNNERS = {"sft": "llmfactory.sft:run_sft"}
+STAGE_RUNNERS = {"pt": "llmfactory.pt:run_pt", "sft": "llmfactory.sft:run_sft", "rm": "llmfactory.rm:run_rm",
+                 "ppo": "llmfactory.ppo:run_ppo", "dpo": "llmfactory.dpo:run_dpo", "kto": "llmfactory.kto:run_kto",
+                 "grpo": "llmfactory.grpo:run_grpo"}
 
 def get_runner(stage:str):
     "The function that runs `stage`"
@@ -63,3 +66,31 @@ def train(config:str|Path|dict|None=None, # YAML/JSON file or dict of settings
     if "first_loss" in metrics:
         print(f"loss {metrics['first_loss']:.4f} -> {metrics['last_loss']:.4f} ; output in {args.training.output_dir}")
     return metrics
+
+# %% ../nbs/08_tuner.ipynb #0f1ec025
+def torchrun_command(argv:list[str], env:dict|None=None) -> list[str]|None:
+    "The torchrun command line that re-runs `llmfactory train argv` in several processes, or None for one process"
+    import sys, torch
+    env = os.environ if env is None else env
+    if env.get("LOCAL_RANK") is not None: return None  # already a torchrun worker
+    gpus = torch.cuda.device_count()
+    nproc = int(env.get("NPROC_PER_NODE", gpus or 1))
+    if not (env.get("FORCE_TORCHRUN", "0").lower() in ("1", "true") or gpus > 1 or int(env.get("NNODES", "1")) > 1): return None
+    return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={env.get('NNODES', '1')}", f"--node_rank={env.get('NODE_RANK', '0')}",
+            f"--nproc_per_node={nproc}", f"--master_addr={env.get('MASTER_ADDR', '127.0.0.1')}",
+            f"--master_port={env.get('MASTER_PORT', str(29500 + os.getpid() % 1000))}",
+            "-m", "llmfactory.tuner", *argv]
+
+def train_main(argv:list[str]) -> int:
+    "`llmfactory train CONFIG [key=value ...]`: train, in several processes through torchrun when asked"
+    import subprocess
+    cmd = torchrun_command(argv)
+    if cmd is None:
+        train(argv[0] if argv and "=" not in argv[0] else None, [a for a in argv if "=" in a])
+        return 0
+    print("launching:", " ".join(cmd))
+    return subprocess.run(cmd).returncode
+
+if __name__ == "__main__" and "LOCAL_RANK" in os.environ:  # each torchrun worker runs `python -m llmfactory.tuner ...`
+    import sys
+    raise SystemExit(train_main(sys.argv[1:]))
