@@ -147,7 +147,7 @@ class HuggingfaceEngine(BaseEngine):
         self.tokenizer = load_tokenizer(model_args)
         self.template = get_template_for(data_args, self.tokenizer)
         self.value_head = find_value_head(model_args)
-        self.can_generate = self.value_head is None and not is_classifier(model_args) and finetuning_args.stage != "rm"
+        self.can_generate = self.value_head is None and not is_classifier(model_args)
         if self.can_generate or self.value_head is not None: self.model = load_model(self.tokenizer, model_args, finetuning_args)
         else: self.model = self._load_classifier(model_args)
         if torch.cuda.is_available() and not model_args.device_map and self.model.device.type == "cpu": self.model.to("cuda")
