@@ -130,6 +130,7 @@ def _gen_kwargs(req:ChatCompletionRequest) -> dict:
     return dict(temperature=req.temperature, top_p=req.top_p, n=req.n, max_new_tokens=req.max_completion_tokens or req.max_tokens, stop=req.stop)
 
 def _sse(obj) -> str: return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no caching or proxy buffering of the event stream
 
 def create_app(chat_model:ChatModel, # the model to serve
                api_key:str|None=None, # bearer key every /v1 route asks for; None: no key
@@ -200,7 +201,7 @@ def create_app(chat_model:ChatModel, # the model to serve
                 if m.get("tool_calls"): yield chunk({"tool_calls": [dict(tc, index=j) for j, tc in enumerate(m["tool_calls"])]})
                 yield chunk({}, c["finish_reason"])
                 yield "data: [DONE]\n\n"
-            return StreamingResponse(one_chunk(), media_type="text/event-stream")
+            return StreamingResponse(one_chunk(), media_type="text/event-stream", headers=_SSE_HEADERS)
         stats = {}
         agen = chat_model.astream_chat(messages, stats=stats, **gen)
         try: first = await agen.__anext__()
@@ -218,7 +219,7 @@ def create_app(chat_model:ChatModel, # the model to serve
                                 "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}})
                 yield "data: [DONE]\n\n"
             finally: await agen.aclose()
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
 
     @app.post("/v1/score/evaluation", dependencies=[Depends(check_key)])
     async def score(req: ScoreRequest):

@@ -96,14 +96,14 @@ def context_length(model_or_config, tokenizer=None) -> int:
     if tokenizer is not None and 0 < getattr(tokenizer, "model_max_length", 0) < n: n = tokenizer.model_max_length
     return n
 
-def encode_prompt(template, tokenizer, messages:list[dict], system:str|None, tools:list|None, context:int) -> list[int]:
+def encode_prompt(template, tokenizer, messages:list[dict], system:str|None, tools:list|None, context:int, **render_kw) -> list[int]:
     "Token ids of the conversation's prompt; `ValueError` for a conversation the template cannot render or that is too long"
     if not messages: raise ValueError("messages must not be empty")
     for m in messages:
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
             raise ValueError(f"unknown role {m.get('role') if isinstance(m, dict) else m!r}: use system, user, assistant or tool")
     if messages[-1]["role"] == "assistant": raise ValueError("the last message is the assistant's: end the conversation on a user or tool message")
-    text = template.render(messages, add_generation_prompt=True, system=system, tokenizer=tokenizer, tools=tools or None)
+    text = template.render(messages, add_generation_prompt=True, system=system, tokenizer=tokenizer, tools=tools or None, **render_kw)
     ids = tokenizer.encode(text, add_special_tokens=False)
     if len(ids) >= context:
         raise PromptTooLongError(f"the prompt has {len(ids)} tokens but the model's context is {context}: shorten the conversation")
@@ -175,7 +175,7 @@ class HuggingfaceEngine(BaseEngine):
         if not self.can_generate: raise ValueError("this model is a reward model: it scores texts (get_scores) but does not generate")
         g, n, stops = generation_settings(self.generating_args, **gen)
         system = system if system is not None else g.default_system
-        prompts = [encode_prompt(self.template, self.tokenizer, c, system, tools, self.context) for c in conversations]
+        prompts = [encode_prompt(self.template, self.tokenizer, c, system, tools, self.context, enable_thinking=g.enable_thinking) for c in conversations]
         kw = g.to_dict()
         longest = max(map(len, prompts))
         if "max_new_tokens" in kw: kw["max_new_tokens"] = min(kw["max_new_tokens"], self.context - longest)
@@ -237,10 +237,10 @@ class HuggingfaceEngine(BaseEngine):
         "The reward model's score of each text (already rendered with the template)"
         if self.can_generate: raise ValueError("this model generates text; scores need a reward model (a value head or a sequence-classification model)")
         if not texts: return []
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length or self.context,
-                             add_special_tokens=False, return_tensors="pt").to(self.model.device)
-        last = enc["attention_mask"].sum(-1) - 1  # right padding: the last real token
-        with self._slots, torch.inference_mode():
+        with self._slots, torch.inference_mode():  # tokenizing with truncation changes the tokenizer's state: inside the slot
+            enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length or self.context,
+                                 add_special_tokens=False, return_tensors="pt").to(self.model.device)
+            last = enc["attention_mask"].sum(-1) - 1  # right padding: the last real token
             if self.value_head is None: values = self.model(**enc).logits[:, 0]
             else:
                 hidden = self.model(**enc, output_hidden_states=True).hidden_states[-1].float()

@@ -83,8 +83,11 @@ def chat_main(argv:list[str]|None=None, stdin=None, stdout=None) -> int:
         if line == "clear":
             session.clear(); print("History has been removed.", file=stdout, flush=True); continue
         print("Assistant: ", end="", file=stdout, flush=True)
+        reply = session.stream(line)
         try:
-            for piece in session.stream(line): print(piece, end="", file=stdout, flush=True)
+            for piece in reply: print(piece, end="", file=stdout, flush=True)
         except ValueError as e: print(f"\nerror: {e}", file=stdout, flush=True)
+        except KeyboardInterrupt:  # Ctrl-C stops this reply (and its generation), not the chat
+            reply.close(); print(" [interrupted]", end="", file=stdout, flush=True)
         print(file=stdout, flush=True)
     return 0

@@ -61,7 +61,8 @@ class VllmEngine(BaseEngine):
 
     def _request(self, messages, system, tools, gen):
         g, _, _ = generation_settings(self.generating_args, **gen)
-        ids = encode_prompt(self.template, self.tokenizer, messages, system if system is not None else g.default_system, tools, self.context)
+        ids = encode_prompt(self.template, self.tokenizer, messages, system if system is not None else g.default_system, tools, self.context,
+                            enable_thinking=g.enable_thinking)
         params, n = sampling_params(self.generating_args, self.template, self.tokenizer, self.context - len(ids), **gen)
         return self.engine.generate({"prompt_token_ids": ids}, params, request_id=f"chatcmpl-{uuid.uuid4().hex}", lora_request=self.lora), len(ids)
 
