@@ -104,6 +104,9 @@ def encode_prompt(template, tokenizer, messages:list[dict], system:str|None, too
             raise ValueError(f"unknown role {m.get('role') if isinstance(m, dict) else m!r}: use system, user, assistant or tool")
     if messages[-1]["role"] == "assistant": raise ValueError("the last message is the assistant's: end the conversation on a user or tool message")
     text = template.render(messages, add_generation_prompt=True, system=system, tokenizer=tokenizer, tools=tools or None, **render_kw)
+    if tools and text == template.render(messages, add_generation_prompt=True, system=system, tokenizer=tokenizer, **render_kw):
+        raise ValueError(f"the chat template {template.name!r} does not write tools into the prompt, so the model would never see them: "
+                         "set `template` to the model's family (llmfactory template list)")
     ids = tokenizer.encode(text, add_special_tokens=False)
     if len(ids) >= context:
         raise PromptTooLongError(f"the prompt has {len(ids)} tokens but the model's context is {context}: shorten the conversation")
