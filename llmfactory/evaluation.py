@@ -212,7 +212,7 @@ def predict_choices(model, batch:list[list[int]], choice_ids:list[int], pad_id:i
     mask = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in batch])
     device = next(model.parameters()).device
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-    last = logits[torch.arange(len(batch)), mask.sum(-1).to(device) - 1][:, choice_ids]
+    last = logits[torch.arange(len(batch), device=device), mask.sum(-1).to(device) - 1][:, choice_ids]
     return [CHOICES[i] for i in last.float().argmax(-1).tolist()]
 
 # %% ../nbs/13b_eval.ipynb #af30e3fd
