@@ -313,6 +313,7 @@ class EvaluationArguments:
     seed: int = 42  # seed of the few-shot example order
     lang: Literal["en", "zh"] = "en"  # prompt wording
     n_shot: int = 5  # examples shown before each question
+    split: str|None = None  # dev, val or test (also `train`/`validation`); unset: a `_split` suffix of `task`, else val (test when there is none)
     save_dir: str|None = None  # folder for the results
     download_mode: str = "reuse_dataset_if_exists"  # datasets' download mode
 
