@@ -7,7 +7,8 @@ __version__ = "0.1.0"
 __all__ = []
 
 # %% ../nbs/09_api.ipynb #74d80d7e
-_LAZY = {"train": "llmfactory.tuner", "get_train_args": "llmfactory.hparams", "tiny_model_path": "llmfactory.tiny"}
+_LAZY = {"train": "llmfactory.tuner", "get_train_args": "llmfactory.hparams", "tiny_model_path": "llmfactory.tiny",
+         "ChatModel": "llmfactory.chat"}
 
 def __getattr__(name):
     if name in _LAZY:

@@ -310,5 +310,5 @@ def eval_main(argv:list[str]|None=None) -> int:
     if config and "=" in config and not Path(config).exists(): config, overrides = None, [config] + overrides
     try: run_eval(config, overrides)
     except (ConfigError, FileNotFoundError, ValueError) as ex:
-        print(f"error: {ex}", file=sys.stderr); return 2
+        print(f"llmfactory eval: error: {ex}", file=sys.stderr); return 2
     return 0

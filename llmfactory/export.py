@@ -245,5 +245,5 @@ def export_main(argv:list[str]|None=None) -> int:
         m, d, f, _ = get_infer_args(config, overrides)
         export_model(m, d, f)
     except (ConfigError, FileNotFoundError, ValueError) as ex:
-        print(f"error: {ex}", file=sys.stderr); return 2
+        print(f"llmfactory export: error: {ex}", file=sys.stderr); return 2
     return 0

@@ -93,5 +93,5 @@ def data_main(argv:list[str]|None=None) -> int:
         print(preview_data(data, _template_for(data, tokenizer), tokenizer, finetuning.stage))
         return 0
     except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        print(f"llmfactory data: error: {e}", file=sys.stderr)
+        return 2

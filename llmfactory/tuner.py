@@ -11,11 +11,12 @@ import yaml
 
 from .callbacks import read_log
 from .data import check_stage_data, get_dataset_attrs
-from .hparams import ConfigError, TrainArgs, get_train_args
+from .hparams import ConfigError, TrainArgs, check_runtime, get_train_args
+from .optim import check_optimizer_args
 from .template import get_template
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'get_runner', 'preflight', 'save_config', 'train', 'torchrun_command', 'train_main']
+__all__ = ['STAGE_RUNNERS', 'TRAIN_USAGE', 'get_runner', 'preflight', 'save_config', 'train', 'torchrun_command', 'train_main']
 
 # %% ../nbs/08_tuner.ipynb #0639bda3
 STAGE_RUNNERS = {"pt": "llmfactory.pt:run_pt", "sft": "llmfactory.sft:run_sft", "rm": "llmfactory.rm:run_rm",
@@ -37,6 +38,8 @@ def preflight(config=None, overrides=None) -> TrainArgs:
     if args.data.dataset:
         check_stage_data(get_dataset_attrs(args.data.dataset, args.data.dataset_dir), args.finetuning.stage)
     get_runner(args.finetuning.stage)
+    check_runtime(args)  # e.g. deepspeed without the package or a GPU
+    check_optimizer_args(args.finetuning)  # e.g. GaLore without galore-torch
     return args
 
 # %% ../nbs/08_tuner.ipynb #3070d823
@@ -62,6 +65,8 @@ def train(config:str|Path|dict|None=None, # YAML/JSON file or dict of settings
     "Train as configured; returns the metrics"
     args = preflight(config, overrides)
     if args.training.should_save: save_config(config, overrides, args.training.output_dir)
+    from transformers import set_seed
+    set_seed(args.training.seed)  # adapter and head initialisation are repeatable too
     metrics = get_runner(args.finetuning.stage)(args, callbacks=callbacks)
     if "first_loss" in metrics:
         print(f"loss {metrics['first_loss']:.4f} -> {metrics['last_loss']:.4f} ; output in {args.training.output_dir}")
@@ -81,9 +86,18 @@ def torchrun_command(argv:list[str], env:dict|None=None) -> list[str]|None:
             f"--master_port={env.get('MASTER_PORT', str(29500 + os.getpid() % 1000))}",
             "-m", "llmfactory.tuner", *argv]
 
+TRAIN_USAGE = """usage: llmfactory train [CONFIG.yaml] [key=value ...]
+
+Train as the config says (stage, model, data, method; `llmfactory keys` lists every key).
+key=value settings override the file. Several GPUs, NNODES>1 or FORCE_TORCHRUN=1 re-launch through torchrun."""
+
 def train_main(argv:list[str]) -> int:
     "`llmfactory train CONFIG [key=value ...]`: train, in several processes through torchrun when asked"
     import subprocess
+    if any(a in ("-h", "--help") for a in argv):
+        print(TRAIN_USAGE); return 0
+    files = [a for a in argv if "=" not in a]
+    if len(files) > 1: raise ConfigError(f"one config file at most, got {', '.join(files)}; give further settings as key=value")
     cmd = torchrun_command(argv)
     if cmd is None:
         train(argv[0] if argv and "=" not in argv[0] else None, [a for a in argv if "=" in a])
