@@ -345,6 +345,7 @@ class TrainingArguments(Seq2SeqTrainingArguments):
         if (self.bf16 or self.fp16) and not _has_accelerator():
             warnings.warn("bf16/fp16 requested but no GPU is available: training in fp32 on the CPU")
             self.bf16 = self.fp16 = False
+        if not _has_accelerator(): self.dataloader_pin_memory = False  # pinned memory needs an accelerator
         if self.warmup_ratio is not None and not self.warmup_steps: self.warmup_steps = float(self.warmup_ratio)
         if self.group_by_length: self.train_sampling_strategy = "group_by_length"
         if self.logging_dir: os.environ.setdefault("TENSORBOARD_LOGGING_DIR", self.logging_dir)
