@@ -205,6 +205,7 @@ class FinetuningArguments:
     pissa_init: bool = False  # initialise adapters with PiSSA
     pissa_iter: int = 16  # PiSSA fast SVD iterations (-1: exact SVD)
     pissa_convert: bool = False  # convert a PiSSA adapter to a plain LoRA on save
+    loftq_init: bool = False  # LoftQ: start 4-bit QLoRA adapters from the quantization error
     create_new_adapter: bool = False  # add a new adapter on top of the loaded ones
     # RLHF
     pref_beta: float = 0.1  # beta of the preference losses
@@ -455,6 +456,8 @@ def _check_train(a:TrainArgs):
     if m.quantization_bit is not None and f.finetuning_type != "lora":
         raise ConfigError(f"quantization_bit={m.quantization_bit} only works with finetuning_type: lora (QLoRA); the quantized weights cannot be trained directly")
     if m.quantization_bit is not None and f.pissa_init: raise ConfigError("pissa_init cannot start from a quantized model; run pissa_init without quantization_bit")
+    if f.loftq_init and (m.quantization_bit != 4 or f.finetuning_type != "lora" or f.use_dora or f.pissa_init):
+        raise ConfigError("loftq_init initialises 4-bit QLoRA adapters: it needs finetuning_type: lora and quantization_bit: 4, without use_dora or pissa_init")
     if f.finetuning_type != "lora" and m.adapters and t.do_train: raise ConfigError("adapter_name_or_path needs finetuning_type: lora")
     if f.stage != "sft" and t.predict_with_generate: raise ConfigError("predict_with_generate is only available in stage: sft")
     if d.streaming and t.do_train and t.max_steps <= 0: raise ConfigError("streaming: true needs max_steps, since the length of a stream is unknown")

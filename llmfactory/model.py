@@ -16,7 +16,7 @@ from .tiny import resolve_model_path
 __all__ = ['HEAD_NAMES', 'use_modelscope', 'resolve_model_source', 'load_tokenizer', 'get_compute_dtype',
            'get_attn_implementation', 'configure_rope', 'find_all_linear_modules', 'load_config', 'model_skeleton',
            'resolve_lora_target', 'check_module_names', 'check_model_setup', 'trainable_layer_ids', 'init_adapter',
-           'count_parameters', 'load_model', 'PissaConvertCallback', 'method_callbacks']
+           'count_parameters', 'load_model', 'loftq_initialize', 'PissaConvertCallback', 'method_callbacks']
 
 # %% ../nbs/05_model.ipynb #f01d7ec6
 def _installed(name:str) -> bool:
@@ -271,7 +271,9 @@ def _setup_lora(model, model_args:ModelArguments, f:FinetuningArguments, is_trai
     config = LoraConfig(task_type="CAUSAL_LM", r=f.lora_rank, lora_alpha=f.lora_alpha, lora_dropout=f.lora_dropout,
                         target_modules=targets, use_rslora=f.use_rslora, use_dora=f.use_dora,
                         modules_to_save=to_save or None, init_lora_weights=init)
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    if f.loftq_init: loftq_initialize(model, model_args)
+    return model
 
 def init_adapter(model, model_args:ModelArguments, f:FinetuningArguments, is_trainable:bool=True):
     "Set up `model` for `f.finetuning_type`: which parameters train, adapters loaded or created"
@@ -365,7 +367,41 @@ def load_model(tokenizer, model_args:ModelArguments, finetuning_args:FinetuningA
         for n, p in model.named_parameters(): print(f"{n}: {p.dtype}, trainable={p.requires_grad}")
     return model
 
-# %% ../nbs/05_model.ipynb #3ad26822
+# %% ../nbs/05_model.ipynb #444eb239
+def _checkpoint_files(model_args:ModelArguments) -> list[Path]:
+    src = resolve_model_source(model_args)
+    if not Path(src).is_dir():
+        from huggingface_hub import snapshot_download
+        src = snapshot_download(src, allow_patterns=["*.safetensors"], revision=model_args.model_revision, token=model_args.hf_hub_token)
+    files = sorted(Path(src).glob("*.safetensors"))
+    if not files: raise ConfigError(f"loftq_init reads the original weights from safetensors files, and {src} has none")
+    return files
+
+@torch.no_grad()
+def loftq_initialize(model, model_args:ModelArguments, adapter_name:str="default") -> int:
+    "Set the LoRA factors of each 4-bit layer of the PEFT `model` to the rank-r SVD of its quantization error; returns how many"
+    import bitsandbytes as bnb
+    from safetensors import safe_open
+    where = {}
+    for path in _checkpoint_files(model_args):
+        with safe_open(str(path), "pt") as fh: where.update({k: path for k in fh.keys()})
+    n = 0
+    for name, module in model.named_modules():
+        base = getattr(module, "base_layer", None)
+        if not isinstance(base, bnb.nn.Linear4bit) or adapter_name not in getattr(module, "lora_A", {}): continue
+        key = name.removeprefix("base_model.model.") + ".weight"
+        if key not in where: raise ConfigError(f"loftq_init: {key} is not among the checkpoint's weights")
+        deq = bnb.functional.dequantize_4bit(base.weight.data, base.weight.quant_state).float()
+        with safe_open(str(where[key]), "pt") as fh: weight = fh.get_tensor(key).float().to(deq.device)
+        U, S, Vh = torch.linalg.svd(weight - deq, full_matrices=False)
+        r, root = module.r[adapter_name], S[:module.r[adapter_name]].sqrt()
+        A, B = root[:, None] * Vh[:r], U[:, :r] * root[None] / module.scaling[adapter_name]  # B @ A * scaling = the rank-r error
+        for layer, value in ((module.lora_A[adapter_name], A), (module.lora_B[adapter_name], B)):
+            layer.weight.data = value.to(layer.weight.device, layer.weight.dtype)
+        n += 1
+    return n
+
+# %% ../nbs/05_model.ipynb #ffba06bd
 from transformers import TrainerCallback
 
 class PissaConvertCallback(TrainerCallback):
