@@ -8,6 +8,7 @@ import difflib, warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from .hparams import ConfigError
 from .tools import get_tool_format, call_parts
 
 # %% auto #0
@@ -195,4 +196,4 @@ def get_template(name:str|None, tokenizer=None) -> Template:
     if name in TEMPLATES: return TEMPLATES[name]
     close = difflib.get_close_matches(str(name), TEMPLATES, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ValueError(f"unknown template {name!r}: {hint}available templates: {', '.join(template_names())}")
+    raise ConfigError(f"unknown template {name!r}: {hint}available templates: {', '.join(template_names())}")

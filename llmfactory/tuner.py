@@ -34,9 +34,7 @@ def get_runner(stage:str):
 def preflight(config=None, overrides=None) -> TrainArgs:
     "Parse `config` and check everything that can be checked without loading the model"
     args = get_train_args(config, overrides)
-    if args.data.template:
-        try: get_template(args.data.template)
-        except ValueError as e: raise ConfigError(str(e)) from None
+    if args.data.template: get_template(args.data.template)  # ConfigError naming close matches
     if args.data.dataset:
         check_stage_data(get_dataset_attrs(args.data.dataset, args.data.dataset_dir), args.finetuning.stage)
     get_runner(args.finetuning.stage)
