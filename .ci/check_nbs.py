@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Find notebook cells that nbdev's docs build would execute by mistake: non-exported code cells that
-mix imports with other code (nbdev runs every cell containing an import when it renders the docs).
+mix imports with other code (nbdev runs every cell containing an import when it renders the docs);
+and cell ids used twice in a notebook (Jupyter and quarto expect them unique).
 
     python .ci/check_nbs.py [NOTEBOOK ...]   # default: every notebook in nbs/
 """
@@ -38,4 +39,8 @@ if __name__ == "__main__":
         for i, src in bad_cells(f):
             n += 1
             print(f"{f}: cell {i} mixes imports with other code:\n    " + src.replace("\n", "\n    ")[:400])
+        ids = [c.get("id") for c in json.loads(Path(f).read_text(encoding="utf-8"))["cells"]]
+        for dup in sorted({i for i in ids if i and ids.count(i) > 1}):
+            n += 1
+            print(f"{f}: cell id {dup} is used by {ids.count(dup)} cells")
     sys.exit(1 if n else 0)

@@ -250,7 +250,7 @@ def check_turns(msgs:list[dict]) -> str|None:
         prev = r
     return None
 
-# %% ../nbs/04_data.ipynb #7598c636
+# %% ../nbs/04_data.ipynb #e51b8b8e
 def _tool_calls(attr, i, col, value) -> list[dict]:
     "OpenAI tool calls from a sharegpt `function_call` value or an OpenAI `tool_calls` list"
     if isinstance(value, str):
