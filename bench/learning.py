@@ -13,6 +13,8 @@ Status (full run, tiny-qwen2, CPU): sft reaches 0.91 held-out exact match; orpo 
 held-out preference accuracy 0.43 -> 0.77; rm, dpo, simpo and kto fit their training pairs (0.6-0.8) but do not yet
 generalise to held-out pairs (~0.5), and ppo/grpo rewards move little within 60 steps. Those figures are below the
 targets; more epochs, or starting the preference stages from a partly trained model, are the next things to try.
+The reward model from the sft model: 0.59 -> 0.53 at lr 1e-4 for 2 epochs, 0.69 at 3e-4 for 6 epochs, 0.57 at 1e-3
+(--rm-lr, --rm-epochs; --sft-dir reuses a saved sft model between such trials).
 """
 import argparse, tempfile, time, warnings
 warnings.filterwarnings("ignore")
@@ -36,6 +38,9 @@ p.add_argument("--model", default="tiny-qwen2")  # its tokenizer splits numbers 
 p.add_argument("--stages", default="pt,sft,rm,dpo,orpo,simpo,kto,ppo,grpo", help="comma-separated; ppo and grpo need sft")
 p.add_argument("--pref-epochs", type=int, default=None, help="epochs of rm/dpo/orpo/simpo/kto")
 p.add_argument("--pairs", type=int, default=None, help="training pairs of rm/dpo/orpo/simpo/kto")
+p.add_argument("--sft-dir", default=None, help="reuse the sft model saved here by an earlier run (written there when missing)")
+p.add_argument("--rm-lr", type=float, default=3e-3, help="learning rate of the reward model")
+p.add_argument("--rm-epochs", type=int, default=None, help="epochs of the reward model (default: --pref-epochs)")
 opt = p.parse_args()
 STAGES = opt.stages.split(",")
 n_train, n_test = (600, 100) if opt.quick else (2000, 200)
@@ -94,14 +99,16 @@ if "sft" in STAGES:
   a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=6 if opt.quick else 12)
   StageTrainer(model=model, args=a.training, data_collator=DataCollatorForSeq2Seq(tok, label_pad_token_id=IGNORE_INDEX), train_dataset=sft_rows(train)).train()
   line("sft", "held-out exact match", em0, exact_match(model, test), t0)
-  sft_dir = tempfile.mkdtemp(); model.save_pretrained(sft_dir); tok.save_pretrained(sft_dir)
+  sft_dir = opt.sft_dir or tempfile.mkdtemp(); model.save_pretrained(sft_dir); tok.save_pretrained(sft_dir)
+elif opt.sft_dir: sft_dir = opt.sft_dir; STAGES.append("sft")
 
 pairs_train, pairs_test = pair_rows(tok, template, rows=train[:N_PAIRS], seed=1), pair_rows(tok, template, rows=test, seed=2)
 
 if "rm" in STAGES or "ppo" in STAGES:
   t0 = time.time(); set_seed(0)
   # the reward model starts from the sft model when there is one (as in InstructGPT), with a new, untrained score head
-  a = targs("rm", finetuning_type="full", **({"model_name_or_path": sft_dir} if "sft" in STAGES else {}))
+  a = targs("rm", finetuning_type="full", learning_rate=opt.rm_lr, num_train_epochs=opt.rm_epochs or EPOCHS,
+            **({"model_name_or_path": sft_dir} if "sft" in STAGES else {}))
   rm = load_reward_model(tok, a.model, a.finetuning, is_trainable=True)
   acc0 = pairwise_accuracy(rm, pairs_test, pair_collator)
   RewardTrainer(model=rm, args=a.training, data_collator=pair_collator, train_dataset=pairs_train).train()
