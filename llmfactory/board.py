@@ -16,7 +16,7 @@ from .hparams import ConfigError
 # %% auto #0
 __all__ = ['STAGES', 'METHODS', 'METHOD_DEFAULTS', 'TRAIN_DEFAULTS', 'method_defaults', 'auto_template', 'list_datasets',
            'board_config', 'config_yaml', 'train_command', 'launch_argv', 'TrainRun', 'progress_text', 'loss_png',
-           'list_checkpoints', 'infer_config', 'scores_html', 'Board']
+           'failure_reason', 'list_checkpoints', 'infer_config', 'scores_html', 'Board']
 
 # %% ../nbs/15_board.ipynb #8d6c471b
 STAGES = ["sft", "pt", "rm", "dpo", "kto", "ppo", "grpo"]
@@ -153,6 +153,12 @@ def loss_png(records:list[dict], key:str="loss") -> bytes:
     buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=80)
     return buf.getvalue()
 
+def failure_reason(output:str) -> str:
+    "The line of a failed run's output that says why: the last one naming an error, else the last line"
+    lines = [l.strip() for l in output.splitlines() if l.strip()]
+    errs = [l for l in lines if "error" in l.lower()]
+    return (errs or lines or ["no output"])[-1]
+
 def list_checkpoints(output_dir:str|Path) -> list[str]:
     "The `checkpoint-N` folders of `output_dir`, by step"
     d = Path(output_dir)
@@ -240,9 +246,9 @@ class Board:
         # Chat tab
         self.c_model, self.c_adapter = W.Text(value=model, description="model"), W.Text(value="", description="adapter", placeholder="LoRA folder (optional)")
         self.c_load, self.c_input, self.c_send, self.c_clear = W.Button(description="Load"), W.Text(description="you", layout=lay), W.Button(description="Send"), W.Button(description="Clear")
-        self.c_out = W.HTML()
+        self.c_max, self.c_out = W.IntText(value=256, description="max tokens"), W.HTML()
         self.c_load.on_click(self._guard(self.load_chat)); self.c_send.on_click(self._guard(self.send)); self.c_clear.on_click(self._guard(self.clear_chat))
-        chat = W.VBox([W.HBox([self.c_model, self.c_adapter, self.c_load]), self.c_out, self.c_input, W.HBox([self.c_send, self.c_clear])])
+        chat = W.VBox([W.HBox([self.c_model, self.c_adapter, self.c_load]), self.c_out, self.c_input, W.HBox([self.c_send, self.c_clear, self.c_max])])
         # Evaluate tab
         self.e_model, self.e_adapter = W.Text(value=model, description="model"), W.Text(description="adapter", placeholder="LoRA folder (optional)")
         self.e_task, self.e_task_dir = W.Text(value="eval_sample", description="task"), W.Text(value=str(dataset_dir), description="task_dir")
@@ -370,7 +376,7 @@ class Board:
                 if run.cfg.get("finetuning_type") == "lora":  # the other tabs pick up the new adapter
                     self.c_adapter.value = self.e_adapter.value = self.x_adapter.value = str(run.out)
             elif run.returncode not in (None, -signal.SIGTERM, -signal.SIGKILL):
-                self.message(f"training failed (exit code {run.returncode}):\n{run.output(5)}", error=True)
+                self.message(f"training failed (exit code {run.returncode}): {failure_reason(run.output(50))} (full output in {run.out / 'board.log'})", error=True)
 
     def save_settings(self, path:str|Path):
         "Write the Train tab's settings to a YAML file"
@@ -403,6 +409,7 @@ class Board:
         text = self.c_input.value if text is None else text
         if not text.strip(): raise ConfigError("type a message first")
         self.history.append(dict(role="user", content=text)); self.c_input.value = ""
+        gen.setdefault("max_new_tokens", self.c_max.value or None)
         reply = ""
         for piece in self.chat_model.stream_chat(self.history, **gen):
             reply += piece; self._render_chat(reply)
