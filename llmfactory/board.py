@@ -93,7 +93,7 @@ class TrainRun:
     def start(self) -> "TrainRun":
         import llmfactory
         self.out.mkdir(parents=True, exist_ok=True)
-        for f in (self.out / "trainer_log.jsonl",): f.unlink(missing_ok=True)  # the plot shows this run only
+        (self.out / "trainer_log.jsonl").unlink(missing_ok=True)  # the plot shows this run only
         self.path = self.out / "board_config.yaml"
         self.path.write_text(config_yaml(self.cfg), encoding="utf-8")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(llmfactory.__file__).parent.parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
@@ -144,8 +144,8 @@ def loss_png(records:list[dict], key:str="loss") -> bytes:
     "A PNG of `key` (and its smoothed curve) against the step; b'' when there is nothing to plot"
     pts = [(r["current_steps"], r[key]) for r in records if key in r]
     if not pts: return b""
-    import io, matplotlib
-    from matplotlib.figure import Figure
+    import io
+    from matplotlib.figure import Figure  # no pyplot: safe from a background thread
     steps, vals = zip(*pts)
     fig = Figure(figsize=(5, 3)); ax = fig.add_subplot()
     ax.plot(steps, vals, alpha=0.4, label="original"); ax.plot(steps, smooth(list(vals)), label="smoothed")
@@ -309,8 +309,9 @@ class Board:
     def _on_method(self, ch):
         if ch is not None:
             for k, v in method_defaults(ch.new).items(): self.w[k].value = v
-        self._hyper.children = [self.W.HBox([self.w[k] for k in _NUM_KEYS if k in TRAIN_DEFAULTS and k not in _OTHER_METHOD_KEYS][i:i + 3]) for i in range(0, 9, 3)] + \
-                               [self.W.HBox([self.w[k] for k in method_defaults(self.w["finetuning_type"].value) if k in self.w and k != "learning_rate"])]
+        common = [self.w[k] for k in _NUM_KEYS if k not in _OTHER_METHOD_KEYS]  # every method's knobs, three a row
+        own = [self.w[k] for k in method_defaults(self.w["finetuning_type"].value) if k != "learning_rate"]
+        self._hyper.children = [self.W.HBox(common[i:i + 3]) for i in range(0, len(common), 3)] + [self.W.HBox(own)]
 
     def _on_change(self, ch):
         "Show the YAML and the command for the current settings (or what is wrong with them)"
