@@ -8,7 +8,7 @@ __all__ = []
 
 # %% ../nbs/09_api.ipynb #74d80d7e
 _LAZY = {"train": "llmfactory.tuner", "get_train_args": "llmfactory.hparams", "tiny_model_path": "llmfactory.tiny",
-         "ChatModel": "llmfactory.chat"}
+         "ChatModel": "llmfactory.chat", "Board": "llmfactory.board"}
 
 def __getattr__(name):
     if name in _LAZY:
