@@ -17,3 +17,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'llmfactory' has no attribute {name!r}")
 
 def __dir__(): return sorted(list(globals()) + list(_LAZY))
+
+# %% ../nbs/09_api.ipynb #a1b2c3d5
+import logging
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
