@@ -130,8 +130,11 @@ def load_value_head(path) -> tuple[torch.Tensor, torch.Tensor]:
     return w.float().reshape(1, -1), b.float().reshape(1)
 
 def is_classifier(model_args:ModelArguments) -> bool:
-    "Whether the checkpoint is a sequence-classification (reward) model"
+    "Whether the checkpoint, or its last adapter (a LoRA reward model), is a sequence-classification (reward) model"
     from transformers import AutoConfig
+    if model_args.adapters:
+        cfg = Path(model_args.adapters[-1]) / "adapter_config.json"
+        if cfg.exists() and json.loads(cfg.read_text()).get("task_type") == "SEQ_CLS": return True
     try: config = AutoConfig.from_pretrained(resolve_model_path(model_args.model_name_or_path), **_hub_kwargs(model_args))
     except OSError: return False
     return any(a.endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or []))
@@ -161,7 +164,7 @@ class HuggingfaceEngine(BaseEngine):
 
     def _load_classifier(self, model_args):
         from transformers import AutoModelForSequenceClassification
-        model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(model_args.model_name_or_path),
+        model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(model_args.model_name_or_path), num_labels=1,
                                                                    dtype=get_compute_dtype(model_args), **_hub_kwargs(model_args))
         if model_args.adapters:
             from peft import PeftModel
