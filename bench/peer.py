@@ -144,16 +144,16 @@ def matmul_peak() -> dict:
     return {"square2048": rate(2048, 2048, 2048), "tiny_mlp": rate(2048, 256, 688)}
 
 
-def padding_share(lens: list[list[int]], batch: int, multiple: int = 8, seed: int = 42) -> float:
-    "Share of padding in randomly drawn batches (as the Trainer's shuffled sampler makes them)"
+def padding_share(lens: list[list[int]], batch: int, multiple: int = 8, seed: int = 42, flat: bool = False) -> float:
+    "Share of padding in randomly drawn batches (as the Trainer's shuffled sampler makes them); `flat`: one unpadded row per batch"
     import random
     rng, n = random.Random(seed), len(lens[0])
     idx = list(range(n)); rng.shuffle(idx)
     real = pad = 0
     for i in range(0, n, batch):
         b = [l[j] for l in lens for j in idx[i:i + batch]]
-        width = -(-max(b) // multiple) * multiple
-        real += sum(b); pad += width * len(b) - sum(b)
+        width = -(-(sum(b) if flat else max(b)) // multiple) * multiple
+        real += sum(b); pad += width * (1 if flat else len(b)) - sum(b)
     return pad / (real + pad)
 
 
@@ -189,7 +189,8 @@ def main(argv=None) -> int:
         for i in range(repeat):
             for side in (("lf", "llmf") if i % 2 == 0 else ("llmf", "lf")):
                 recs[side].append(train_once(side, name, lf_cfg if side == "lf" else our_cfg))
-        prep = {side: prep_once(side, lf_cfg if side == "lf" else our_cfg, a.prep_repeat) for side in ("lf", "llmf")}
+        full_lf, full_ours = configs(name, False)  # preprocessing always on the full run's rows
+        prep = {side: prep_once(side, full_lf if side == "lf" else full_ours, a.prep_repeat) for side in ("lf", "llmf")}
         if nparams is None:
             from safetensors import safe_open
             import math
@@ -210,7 +211,8 @@ def main(argv=None) -> int:
         ok = r_loss is not None and abs(r_loss - 1) <= 0.01
         print(f"{name:9s} {'loss parity (1%)':22s} {'OK' if ok else 'FAIL'}")
         batch = 4 if stage == "sft" else 2
-        pads = {s: (padding_share(prep[s]["lens"], batch) if prep.get(s) else None) for s in recs}
+        # llmfactory runs sft batches padding-free (one row, padded to a multiple of 8) and dpo batches as one row
+        pads = {s: (padding_share(prep[s]["lens"], batch, 8 if stage == "sft" else 1, flat=s == "llmf") if prep.get(s) else None) for s in recs}
         line(name, "padding share (est.)", pads["lf"], pads["llmf"], f="{:.2f}")
         k = (6 if ft == "full" or stage == "dpo" else 4)
         flops = {s: (k * nparams * tps[s] if tps[s] else None) for s in recs}

@@ -73,7 +73,7 @@ def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam; None: AdamW
-    trainer = StageTrainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer), processing_class=tokenizer,
+    trainer = StageTrainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer, padding_free=d.padding_free), processing_class=tokenizer,
                            callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])], **datasets)
     metrics = train_and_evaluate(trainer, args, "eval_dataset" in datasets)
     if t.do_predict and t.predict_with_generate:
