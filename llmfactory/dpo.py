@@ -37,11 +37,12 @@ def row_logps(model, inputs:dict, padding_free:bool=True) -> tuple[torch.Tensor,
     lens = keep.sum(-1)
     pos = torch.cat([torch.arange(int(n), device=ids.device) for n in lens])
     labels = labels.clone(); labels[:, 0] = IGNORE_INDEX  # a row's first token is never predicted
-    logits = model(input_ids=ids[keep][None], position_ids=pos[None], use_cache=False).logits[0, :-1]
     lab, seg = labels[keep][1:], torch.repeat_interleave(torch.arange(len(lens), device=ids.device), lens)[1:]
     m = lab != IGNORE_INDEX
-    tok = torch.gather(logits.float().log_softmax(-1), 1, lab.clamp(min=0)[:, None])[:, 0] * m
-    return tok.new_zeros(len(lens)).index_add(0, seg, tok), lens.new_zeros(len(lens)).index_add(0, seg, m.long())
+    at = m.nonzero()[:, 0]  # positions whose next token is a label: the only logits computed
+    logits = model(input_ids=ids[keep][None], position_ids=pos[None], use_cache=False, logits_to_keep=at).logits[0]
+    tok = torch.gather(logits.float().log_softmax(-1), 1, lab[at][:, None])[:, 0]
+    return tok.new_zeros(len(lens)).index_add(0, seg[at], tok), lens.new_zeros(len(lens)).index_add(0, seg, m.long())
 
 # %% ../nbs/07c_dpo.ipynb #6b9b3501
 def get_ref_model(args:TrainArgs, tokenizer):
