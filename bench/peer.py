@@ -14,7 +14,8 @@ tokens/s, peak RSS, time to first step (launch -> first optimizer step: imports,
 logged loss (must agree within 1%), the padding share of the batches, achieved model FLOP/s and MFU; then the
 preprocessing rows/s of each side on the same rows. Each training run prints the load average at its start.
 
-FLOP count (useful work, real tokens only, attention scores left out; N = all model parameters):
+FLOP count (useful work, real tokens only, attention scores left out; N = the matmul parameters: all but the input
+embedding, which is a lookup; the LM head counts):
 full fine-tuning 6·N·tokens (forward 2N, backward 4N); LoRA 4·N·tokens (forward 2N, backward through the frozen
 weights for activation gradients 2N, no weight gradients; the rank-8 adapters are <3% and left out); DPO with LoRA
 adds the reference forward: 6·N·tokens over chosen+rejected tokens. MFU = achieved / fp32 matmul peak measured in
@@ -195,7 +196,11 @@ def main(argv=None) -> int:
             from safetensors import safe_open
             import math
             with safe_open(str(PEER_DIR / "models" / "tiny" / "model.safetensors"), "pt") as f:
-                nparams = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+                # matmul parameters: the input embedding is a lookup, no FLOPs (lm_head, tied or not, counts)
+                nparams = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys() if "embed_tokens" not in k)
+                cfg_m = json.loads((PEER_DIR / "models" / "tiny" / "config.json").read_text())
+                if cfg_m.get("tie_word_embeddings"): nparams += cfg_m["vocab_size"] * cfg_m["hidden_size"]
+                print(f"model: {nparams:,} matmul parameters (N of the FLOP count)")
         best = lambda side, k, fn=max: fn([r[k] for r in recs[side] if r.get(k) is not None], default=None)
         # the quickest run of each side: on a shared machine the slower ones carry others' load
         sps = {s: best(s, "train_samples_per_second") for s in recs}
