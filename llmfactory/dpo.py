@@ -148,7 +148,7 @@ def run_dpo(args:TrainArgs, callbacks:list|None=None) -> dict:
     t.gradient_checkpointing, t.remove_unused_columns, t.prediction_loss_only = False, False, True
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    trainer = DPOTrainer(model=model, args=t, finetuning_args=f, ref_model=ref_model, padding_free=d.padding_free, data_collator=get_collator(tokenizer, stage="dpo"),
+    trainer = DPOTrainer(model=model, args=t, finetuning_args=f, ref_model=ref_model, padding_free=False, data_collator=get_collator(tokenizer, stage="dpo"),
                          processing_class=tokenizer, callbacks=[LogCallback(), *(callbacks or [])], **datasets)
     return train_and_evaluate(trainer, args, "eval_dataset" in datasets)
 
