@@ -216,8 +216,8 @@ def main(argv=None) -> int:
         ok = r_loss is not None and abs(r_loss - 1) <= 0.01
         print(f"{name:9s} {'loss parity (1%)':22s} {'OK' if ok else 'FAIL'}")
         batch = 4 if stage == "sft" else 2
-        # llmfactory runs sft batches padding-free (one row, padded to a multiple of 8) and dpo batches as one row
-        pads = {s: (padding_share(prep[s]["lens"], batch, 8 if stage == "sft" else 1, flat=s == "llmf") if prep.get(s) else None) for s in recs}
+        # llmfactory runs sft batches padding-free (one row, padded to a multiple of 8); dpo batches stay padded
+        pads = {s: (padding_share(prep[s]["lens"], batch, flat=s == "llmf" and stage == "sft") if prep.get(s) else None) for s in recs}
         line(name, "padding share (est.)", pads["lf"], pads["llmf"], f="{:.2f}")
         k = (6 if ft == "full" or stage == "dpo" else 4)
         flops = {s: (k * nparams * tps[s] if tps[s] else None) for s in recs}
