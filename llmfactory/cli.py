@@ -97,3 +97,6 @@ def main(argv:list[str]|None=None) -> int:
         print(f"llmfactory {ns.command}: error: {e}", file=sys.stderr)
         return 2
     return code or 0
+
+if __name__ == "__main__" and not getattr(__import__("builtins"), "__IPYTHON__", False):  # python -m llmfactory.cli ..., not this notebook
+    sys.exit(main())

@@ -10,7 +10,8 @@ from typing import Any
 from .processors import IGNORE_INDEX
 
 # %% auto #0
-__all__ = ['COLLATORS', 'pad_to', 'SFTCollator', 'PairwiseCollator', 'KTOCollator', 'UnsupervisedCollator', 'get_collator']
+__all__ = ['COLLATORS', 'pad_to', 'flatten_rows', 'SFTCollator', 'PairwiseCollator', 'KTOCollator', 'UnsupervisedCollator',
+           'get_collator']
 
 # %% ../nbs/04b_collators.ipynb #e78563c4
 def pad_to(seqs:list[list[int]], value:int, multiple:int|None=8, left:bool=False, length:int|None=None):
@@ -22,12 +23,21 @@ def pad_to(seqs:list[list[int]], value:int, multiple:int|None=8, left:bool=False
     return torch.tensor(rows, dtype=torch.long).reshape(len(seqs), n)
 
 # %% ../nbs/04b_collators.ipynb #cdd24124
+def flatten_rows(rows:list[dict], ignore:int=IGNORE_INDEX) -> dict:
+    "`rows` concatenated into one row whose `position_ids` restart at each example; no label crosses from one example to the next"
+    ids, labels, pos = [], [], []
+    for r in rows:
+        ids += list(r["input_ids"]); pos += range(len(r["input_ids"]))
+        labels += [ignore] + list(r["labels"] if "labels" in r else r["input_ids"])[1:]  # the first token is never predicted
+    return {"input_ids": ids, "labels": labels, "position_ids": pos}
+
 @dataclass
 class SFTCollator:
     "Pads `input_ids`/`attention_mask`/`labels` (and `position_ids` of neatly packed rows)"
     tokenizer: Any
     pad_to_multiple_of: int|None = 8
     label_pad_token_id: int = IGNORE_INDEX
+    padding_free: bool = False  # the batch as ONE row, examples kept apart by `position_ids`: no padding, the same loss
 
     @property
     def pad_id(self) -> int:
@@ -35,6 +45,7 @@ class SFTCollator:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
 
     def __call__(self, rows:list[dict]) -> dict:
+        if self.padding_free and len(rows) > 1 and "position_ids" not in rows[0]: rows = [flatten_rows(rows, self.label_pad_token_id)]
         ids = pad_to([r["input_ids"] for r in rows], self.pad_id, self.pad_to_multiple_of)
         n = ids.shape[1]
         labels = [r["labels"] if "labels" in r else r["input_ids"] for r in rows]

@@ -431,15 +431,28 @@ def load_aligned(names, data_args:DataArguments, stage:str="sft", seed:int=42, r
         parts.append(align_dataset(load_raw(a, data_args, seed), a, data_args, stage, rep))
     return merge_datasets(parts, data_args, seed)
 
+def _as_arrays(fn):
+    "`fn` with its token-id columns as numpy arrays, which `datasets` writes without inspecting every value"
+    import numpy as np
+    def wrapped(*args, **kw):
+        out = fn(*args, **kw)
+        for k, v in out.items():
+            if v and isinstance(v, list) and all(isinstance(x, list) and x and type(x[0]) is int for x in v): out[k] = [np.asarray(x, dtype=np.int64) for x in v]
+        return out
+    return wrapped
+
 def tokenize_dataset(ds, template:Template, tokenizer, data_args:DataArguments, stage:str="sft"):
     "Aligned rows tokenized for `stage` (with `data_args.tool_format`, if set, instead of the template's)"
     if data_args.tool_format and data_args.tool_format != template.tool_format:
         import dataclasses
         template = dataclasses.replace(template, tool_format=data_args.tool_format)
-    fn = get_preprocess(stage, template, tokenizer, data_args)
+    fn = _as_arrays(get_preprocess(stage, template, tokenizer, data_args))
     cols = ["_prompt", "_response", "_system", "_tools", "_kto_tag"]
-    kw = {} if data_args.streaming else dict(num_proc=data_args.preprocessing_num_workers, desc=f"Tokenizing for {stage}",
+    kw = {} if data_args.streaming else dict(num_proc=w if (w := data_args.preprocessing_num_workers) and w > 1 else None, desc=f"Tokenizing for {stage}",
                                              load_from_cache_file=not data_args.overwrite_cache)
+    if data_args.overwrite_cache and not data_args.streaming:  # the cache is not read: name the output without hashing the tokenizer
+        import hashlib
+        kw["new_fingerprint"] = hashlib.md5(f"{ds._fingerprint}|{stage}|overwrite".encode()).hexdigest()
     try: return ds.map(fn, batched=True, with_indices=True, batch_size=data_args.preprocessing_batch_size, remove_columns=cols, **kw)
     except EncodeError as e:
         raise DataError(f"dataset {', '.join(data_args.dataset or [])}: cannot tokenize for stage {stage} with template {template.name!r}: {e}") from None

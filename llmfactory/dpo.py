@@ -17,8 +17,8 @@ from .model import count_parameters, load_model, load_tokenizer
 from .sft import get_template_for, train_and_evaluate
 
 # %% auto #0
-__all__ = ['NO_REFERENCE', 'sequence_logps', 'get_ref_model', 'reference', 'preference_loss', 'MetricsMixin', 'DPOTrainer',
-           'preference_accuracy', 'run_dpo', 'pair_rows', 'pad', 'pair_collator']
+__all__ = ['NO_REFERENCE', 'sequence_logps', 'row_logps', 'get_ref_model', 'reference', 'preference_loss', 'MetricsMixin',
+           'DPOTrainer', 'preference_accuracy', 'run_dpo', 'pair_rows', 'pad', 'pair_collator']
 
 # %% ../nbs/07c_dpo.ipynb #d603ceb4
 def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,6 +27,22 @@ def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tens
     mask = labels != IGNORE_INDEX
     logps = torch.gather(logits.float().log_softmax(-1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return (logps * mask).sum(-1), mask.sum(-1)
+
+# %% ../nbs/07c_dpo.ipynb #ad57234a
+def row_logps(model, inputs:dict, padding_free:bool=True) -> tuple[torch.Tensor, torch.Tensor]:
+    "`sequence_logps` of `model` on a padded batch; padding-free, the batch runs as one row of its real tokens"
+    ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+    if not padding_free: return sequence_logps(model(input_ids=ids, attention_mask=mask, use_cache=False).logits, labels)
+    keep = mask.bool()
+    lens = keep.sum(-1)
+    pos = torch.cat([torch.arange(int(n), device=ids.device) for n in lens])
+    labels = labels.clone(); labels[:, 0] = IGNORE_INDEX  # a row's first token is never predicted
+    lab, seg = labels[keep][1:], torch.repeat_interleave(torch.arange(len(lens), device=ids.device), lens)[1:]
+    m = lab != IGNORE_INDEX
+    at = m.nonzero()[:, 0]  # positions whose next token is a label: the only logits computed
+    logits = model(input_ids=ids[keep][None], position_ids=pos[None], use_cache=False, logits_to_keep=at).logits[0]
+    tok = torch.gather(logits.float().log_softmax(-1), 1, lab[at][:, None])[:, 0]
+    return tok.new_zeros(len(lens)).index_add(0, seg[at], tok), lens.new_zeros(len(lens)).index_add(0, seg, m.long())
 
 # %% ../nbs/07c_dpo.ipynb #6b9b3501
 def get_ref_model(args:TrainArgs, tokenizer):
@@ -85,18 +101,18 @@ class MetricsMixin:
 
 class DPOTrainer(MetricsMixin, StageTrainer):
     "Trainer of the pairwise preference losses (`pref_loss`)"
-    def __init__(self, *args, finetuning_args:FinetuningArguments, ref_model=None, **kwargs):
+    def __init__(self, *args, finetuning_args:FinetuningArguments, ref_model=None, padding_free:bool=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.f, self.ref_model = finetuning_args, ref_model
+        self.f, self.ref_model, self.padding_free = finetuning_args, ref_model, padding_free
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         f, labels = self.f, inputs["labels"]
-        logps, lens = sequence_logps(model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits, labels)
+        logps, lens = row_logps(model, inputs, self.padding_free)
         b = len(logps) // 2
         ref_c = ref_r = None
         if f.pref_loss not in NO_REFERENCE:
             with torch.no_grad(), reference(self.accelerator.unwrap_model(model), self.ref_model) as ref:
-                ref_logps = sequence_logps(ref(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits, labels)[0]
+                ref_logps = row_logps(ref, inputs, self.padding_free)[0]
             ref_c, ref_r = ref_logps[:b], ref_logps[b:]
         losses, r_c, r_r = preference_loss(f, logps[:b], logps[b:], lens[:b], lens[b:], ref_c, ref_r)
         if f.pref_ftx > 0: losses = losses + f.pref_ftx * (-logps[:b] / lens[:b])
@@ -132,7 +148,7 @@ def run_dpo(args:TrainArgs, callbacks:list|None=None) -> dict:
     t.gradient_checkpointing, t.remove_unused_columns, t.prediction_loss_only = False, False, True
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    trainer = DPOTrainer(model=model, args=t, finetuning_args=f, ref_model=ref_model, data_collator=get_collator(tokenizer, stage="dpo"),
+    trainer = DPOTrainer(model=model, args=t, finetuning_args=f, ref_model=ref_model, padding_free=False, data_collator=get_collator(tokenizer, stage="dpo"),
                          processing_class=tokenizer, callbacks=[LogCallback(), *(callbacks or [])], **datasets)
     return train_and_evaluate(trainer, args, "eval_dataset" in datasets)
 

@@ -145,6 +145,7 @@ class DataArguments:
     eval_on_each_dataset: bool = False  # evaluate each eval dataset separately
     packing: bool|None = None  # pack several examples into one sequence
     neat_packing: bool = False  # pack without attention across examples
+    padding_free: bool|None = None  # sft batches as one unpadded row (examples kept apart by position ids): same loss, less work; None: on for CPU training or flash attention
     tool_format: str|None = None  # tool-call format, overriding the template's
     default_system: str|None = None  # system prompt used when a row has none
     enable_thinking: bool|None = True  # keep reasoning (thinking) in the prompt of reasoning models

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from .callbacks import LogCallback, StageTrainer, plot_loss, read_log, setup_trackers
 from .data import get_collator, get_dataset
-from .hparams import TrainArgs, get_train_args
+from .hparams import DataArguments, ModelArguments, TrainArgs, get_train_args
 from .model import count_parameters, load_model, load_tokenizer, method_callbacks
 from .optim import check_optimizer_args, create_optimizer
 from .template import get_template
 
 # %% auto #0
-__all__ = ['resolve_checkpoint', 'get_template_for', 'train_and_evaluate', 'run_sft']
+__all__ = ['resolve_checkpoint', 'use_padding_free', 'get_template_for', 'train_and_evaluate', 'run_sft']
 
 # %% ../nbs/07_sft.ipynb #efb31859
 def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
@@ -26,6 +26,13 @@ def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
         return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
     if not Path(resume).is_dir(): raise FileNotFoundError(f"resume_from_checkpoint: {resume!r} is not a folder")
     return str(resume)
+
+# %% ../nbs/07_sft.ipynb #9b1c2d02
+def use_padding_free(data_args:DataArguments, model_args:ModelArguments) -> bool:
+    "Whether SFT batches go as one unpadded row: `padding_free` when set, else on a CPU or with flash attention"
+    import torch
+    if data_args.padding_free is not None: return data_args.padding_free
+    return not model_args.trust_remote_code and (not torch.cuda.is_available() or model_args.flash_attn in ("fa2", "fa3"))
 
 # %% ../nbs/07_sft.ipynb #4c9b1e40
 def get_template_for(data_args, tokenizer):
@@ -73,7 +80,7 @@ def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam; None: AdamW
-    trainer = StageTrainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer), processing_class=tokenizer,
+    trainer = StageTrainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer, padding_free=use_padding_free(d, m)), processing_class=tokenizer,
                            callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])], **datasets)
     metrics = train_and_evaluate(trainer, args, "eval_dataset" in datasets)
     if t.do_predict and t.predict_with_generate:
