@@ -14,7 +14,8 @@ held-out preference accuracy 0.43 -> 0.77; rm, dpo, simpo and kto fit their trai
 generalise to held-out pairs (~0.5), and ppo/grpo rewards move little within 60 steps. Those figures are below the
 targets; more epochs, or starting the preference stages from a partly trained model, are the next things to try.
 The reward model from the sft model: 0.59 -> 0.53 at lr 1e-4 for 2 epochs, 0.69 at 3e-4 for 6 epochs, 0.57 at 1e-3
-(--rm-lr, --rm-epochs; --sft-dir reuses a saved sft model between such trials).
+(--rm-lr, --rm-epochs; --sft-dir reuses a saved sft model between such trials). DPO from the untrained model with
+an SFT term (--pref-ftx 1.0): 0.425 -> 0.545 held-out preference accuracy in 12 epochs.
 """
 import argparse, tempfile, time, warnings
 warnings.filterwarnings("ignore")
@@ -39,6 +40,7 @@ p.add_argument("--stages", default="pt,sft,rm,dpo,orpo,simpo,kto,ppo,grpo", help
 p.add_argument("--pref-epochs", type=int, default=None, help="epochs of rm/dpo/orpo/simpo/kto")
 p.add_argument("--pairs", type=int, default=None, help="training pairs of rm/dpo/orpo/simpo/kto")
 p.add_argument("--sft-dir", default=None, help="reuse the sft model saved here by an earlier run (written there when missing)")
+p.add_argument("--pref-ftx", type=float, default=0.0, help="SFT term added to dpo/simpo/kto (pref_ftx)")
 p.add_argument("--rm-lr", type=float, default=3e-3, help="learning rate of the reward model")
 p.add_argument("--rm-epochs", type=int, default=None, help="epochs of the reward model (default: --pref-epochs)")
 opt = p.parse_args()
@@ -119,7 +121,7 @@ for name, kw in (("dpo", {"pref_beta": 1.0}), ("orpo", {"pref_loss": "orpo", "pr
                  ("kto", {"pref_beta": 1.0})):
     if name not in STAGES: continue
     t0 = time.time(); set_seed(0)
-    a = targs("kto" if name == "kto" else "dpo", finetuning_type="full", **kw)
+    a = targs("kto" if name == "kto" else "dpo", finetuning_type="full", **kw, **({"pref_ftx": opt.pref_ftx} if name != "orpo" else {}))
     pol = load_model(tok, a.model, a.finetuning, is_trainable=True)
     acc0 = preference_accuracy(pol, pairs_test, pair_collator)
     if name == "kto": KTOTrainer(model=pol, args=a.training, finetuning_args=a.finetuning, ref_model=get_ref_model(a, tok), data_collator=kto_collator, train_dataset=kto_rows(pairs_train)).train()
