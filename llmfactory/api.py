@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_api.ipynb #28bbd067
 from __future__ import annotations
-import argparse, json, os, secrets, sys, threading, time, uuid
+import json, os, secrets, sys, threading, time, uuid
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from .chat import ChatModel, PromptTooLongError
+from .hparams import config_arg_parser, config_from_args
 from .hparams import ConfigError
 
 # %% auto #0
@@ -257,16 +258,14 @@ def serve_in_thread(chat_model:ChatModel, api_key:str|None=None, host:str="127.0
 # %% ../nbs/12_api.ipynb #de3ca79e
 def api_main(argv:list[str]|None=None) -> int:
     "`llmfactory api CONFIG.yaml [key=value ...]`: serve the model until interrupted; returns the exit code"
-    p = argparse.ArgumentParser(prog="llmfactory api", description="Serve a model with an OpenAI-compatible API. "
-                                "Environment: API_HOST (default 127.0.0.1), API_PORT (8000), API_KEY (optional bearer key), API_MODEL_NAME, MAX_CONCURRENT (1).")
-    p.add_argument("config", nargs="?", help="YAML or JSON config (model_name_or_path, adapter_name_or_path, template, generation settings)")
-    p.add_argument("overrides", nargs="*", help="key=value settings that override the file")
+    p = config_arg_parser("llmfactory api", "Serve a model with an OpenAI-compatible API. "
+                          "Environment: API_HOST (default 127.0.0.1), API_PORT (8000), API_KEY (optional bearer key), API_MODEL_NAME, MAX_CONCURRENT (1).",
+                          "YAML or JSON config (model_name_or_path, adapter_name_or_path, template, generation settings)")
     p.add_argument("--host", default=os.environ.get("API_HOST", "127.0.0.1"), help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "8000")), help="port (default 8000)")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and "=" in argv[0]: argv.insert(0, "")
-    ns = p.parse_args(argv)
-    try: cm = ChatModel(ns.config or None, ns.overrides)
+    ns = p.parse_args(sys.argv[1:] if argv is None else argv)
+    config, overrides = config_from_args(ns)
+    try: cm = ChatModel(config, overrides)
     except (ConfigError, ValueError) as e:
         print(f"llmfactory api: error: {e}", file=sys.stderr); return 2
     import uvicorn

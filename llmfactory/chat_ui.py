@@ -4,10 +4,11 @@
 
 # %% ../nbs/11b_chat_ui.ipynb #e69bc3bc
 from __future__ import annotations
-import argparse, sys
+import sys
 from typing import Callable, Iterator
 
 from .chat import ChatModel
+from .hparams import config_arg_parser, config_from_args
 from .hparams import ConfigError
 
 # %% auto #0
@@ -58,14 +59,12 @@ class NotebookChat(ChatSession):
 def chat_main(argv:list[str]|None=None, stdin=None, stdout=None) -> int:
     "`llmfactory chat CONFIG.yaml [key=value ...]`: chat with the model in the terminal; returns the exit code"
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
-    p = argparse.ArgumentParser(prog="llmfactory chat", description="Chat with a model: type a message; `clear` resets the conversation, `exit` quits.")
-    p.add_argument("config", nargs="?", help="YAML or JSON config (model_name_or_path, adapter_name_or_path, template, generation settings)")
-    p.add_argument("overrides", nargs="*", help="key=value settings that override the file")
+    p = config_arg_parser("llmfactory chat", "Chat with a model: type a message; `clear` resets the conversation, `exit` quits.",
+                          "YAML or JSON config (model_name_or_path, adapter_name_or_path, template, generation settings)")
     p.add_argument("--system", default=None, help="system prompt (default: default_system of the config)")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and "=" in argv[0]: argv.insert(0, "")
-    ns = p.parse_args(argv)
-    try: session = ChatSession(ChatModel(ns.config or None, ns.overrides), system=ns.system)
+    ns = p.parse_args(sys.argv[1:] if argv is None else argv)
+    config, overrides = config_from_args(ns)
+    try: session = ChatSession(ChatModel(config, overrides), system=ns.system)
     except (ConfigError, ValueError) as e:
         print(f"llmfactory chat: error: {e}", file=sys.stderr); return 2
     interactive = hasattr(stdin, "isatty") and stdin.isatty()

@@ -4,11 +4,12 @@
 
 # %% ../nbs/05f_estimate.ipynb #1a1505fc
 from __future__ import annotations
-import argparse, dataclasses, sys
+import dataclasses, sys
 from pathlib import Path
 
 import torch
 
+from .hparams import config_arg_parser, config_from_args
 from .hparams import (ConfigError, FinetuningArguments, ModelArguments, TRAIN_GROUPS, check_keys, normalize_keys,
                                 read_config, split_config)
 from .model import _setup_freeze, find_all_linear_modules, load_config, model_skeleton, resolve_lora_target
@@ -121,15 +122,13 @@ def _estimate_settings(cfg:dict) -> tuple:
 
 def estimate_main(argv:list[str]|None=None) -> int:
     "`llmfactory estimate [CONFIG] [key=value ...]`: print parameters and accelerator memory of a training run; returns the exit code"
-    p = argparse.ArgumentParser(prog="llmfactory estimate", description="Estimate parameters and accelerator memory of a training config, "
-                                f"without downloading weights. Shipped model configs: {', '.join(shipped_configs())}")
-    p.add_argument("config", nargs="?", help="training YAML/JSON file (optional)")
-    p.add_argument("overrides", nargs="*", help="key=value settings, e.g. model_name_or_path=llama2-7b finetuning_type=lora precision=amp")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and "=" in argv[0]: argv.insert(0, "")
-    ns = p.parse_args(argv)
+    p = config_arg_parser("llmfactory estimate", "Estimate parameters and accelerator memory of a training config, "
+                          f"without downloading weights. Shipped model configs: {', '.join(shipped_configs())}",
+                          "training YAML/JSON file (optional)", "key=value settings, e.g. model_name_or_path=llama2-7b finetuning_type=lora precision=amp")
+    ns = p.parse_args(sys.argv[1:] if argv is None else argv)
+    config, overrides = config_from_args(ns)
     try:
-        m, f, kw = _estimate_settings(read_config(ns.config or None, ns.overrides))
+        m, f, kw = _estimate_settings(read_config(config, overrides))
         est = estimate_memory(m, f, **kw)
     except ConfigError as e:
         print(f"llmfactory estimate: error: {e}", file=sys.stderr); return 2

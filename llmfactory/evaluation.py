@@ -4,12 +4,13 @@
 
 # %% ../nbs/13b_eval.ipynb #21d9c5b9
 from __future__ import annotations
-import argparse, csv, io, json, random, re, sys, warnings, zipfile
+import csv, io, json, random, re, sys, warnings, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .hparams import config_arg_parser, config_from_args
 from .hparams import (ConfigError, DataArguments, EvaluationArguments, FinetuningArguments, ModelArguments,
                                 read_config, split_config)
 from .model import load_model, load_tokenizer
@@ -301,13 +302,10 @@ def run_eval(config=None, overrides=None, subjects:list[str]|None=None, max_samp
 
 def eval_main(argv:list[str]|None=None) -> int:
     "Command line: `llmfactory eval CONFIG.yaml [key=value ...]`"
-    p = argparse.ArgumentParser(prog="llmfactory eval", description="Multiple-choice benchmark (MMLU, C-Eval, CMMLU or a local task)")
-    p.add_argument("config", nargs="?", help="YAML/JSON config file")
-    p.add_argument("overrides", nargs="*", help="key=value settings applied on top")
+    p = config_arg_parser("llmfactory eval", "Multiple-choice benchmark (MMLU, C-Eval, CMMLU or a local task)", "YAML/JSON config file", "key=value settings applied on top")
     try: a = p.parse_args(argv)
     except SystemExit as ex: return int(ex.code or 0)
-    config, overrides = a.config, list(a.overrides)
-    if config and "=" in config and not Path(config).exists(): config, overrides = None, [config] + overrides
+    config, overrides = config_from_args(a)
     try: run_eval(config, overrides)
     except (ConfigError, FileNotFoundError, ValueError) as ex:
         print(f"llmfactory eval: error: {ex}", file=sys.stderr); return 2

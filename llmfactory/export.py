@@ -4,12 +4,13 @@
 
 # %% ../nbs/14_export.ipynb #b4bdac70
 from __future__ import annotations
-import argparse, json, math, os, sys, warnings
+import json, math, os, sys, warnings
 from functools import partial
 from pathlib import Path
 
 import torch
 
+from .hparams import config_arg_parser, config_from_args
 from .hparams import ConfigError, DataArguments, FinetuningArguments, ModelArguments, get_infer_args
 from .model import load_model, load_tokenizer
 from .sft import get_template_for
@@ -234,13 +235,10 @@ def export_model(model_args:ModelArguments, data_args:DataArguments|None=None, f
 
 def export_main(argv:list[str]|None=None) -> int:
     "Command line: `llmfactory export CONFIG.yaml [key=value ...]`"
-    p = argparse.ArgumentParser(prog="llmfactory export", description="Merge adapters and export a model folder")
-    p.add_argument("config", nargs="?", help="YAML/JSON config file")
-    p.add_argument("overrides", nargs="*", help="key=value settings applied on top")
+    p = config_arg_parser("llmfactory export", "Merge adapters and export a model folder", "YAML/JSON config file", "key=value settings applied on top")
     try: a = p.parse_args(argv)
     except SystemExit as ex: return int(ex.code or 0)
-    config, overrides = a.config, list(a.overrides)
-    if config and "=" in config and not Path(config).exists(): config, overrides = None, [config] + overrides
+    config, overrides = config_from_args(a)
     try:
         m, d, f, _ = get_infer_args(config, overrides)
         export_model(m, d, f)

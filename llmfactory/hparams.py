@@ -14,8 +14,8 @@ import yaml
 # %% auto #0
 __all__ = ['STAGES', 'PAIRWISE_STAGES', 'COMPAT_KEYS', 'RENAMED_KEYS', 'TRAIN_GROUPS', 'ConfigError', 'ModelArguments',
            'DataArguments', 'FinetuningArguments', 'GeneratingArguments', 'EvaluationArguments', 'TrainingArguments',
-           'read_config', 'normalize_keys', 'check_keys', 'split_config', 'TrainArgs', 'get_train_args',
-           'check_runtime', 'get_infer_args']
+           'read_config', 'config_arg_parser', 'config_from_args', 'normalize_keys', 'check_keys', 'split_config',
+           'TrainArgs', 'get_train_args', 'check_runtime', 'get_infer_args']
 
 # %% ../nbs/02_hparams.ipynb #e36fc630
 class ConfigError(ValueError):
@@ -382,6 +382,22 @@ def read_config(config:str|Path|dict|None=None, # YAML/JSON file, or a dict of s
     if isinstance(overrides, dict): cfg.update(overrides)
     else: cfg.update(_parse_override(o) for o in overrides or [])
     return cfg
+
+# %% ../nbs/02_hparams.ipynb #c0f1a202
+def config_arg_parser(prog:str, description:str, config_help:str="YAML or JSON config file (optional when every setting is given as key=value)",
+                      overrides_help:str="key=value settings that override the file"):
+    "An `argparse` parser for `prog [CONFIG.yaml] [key=value ...]`"
+    import argparse
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("config", nargs="?", help=config_help)
+    p.add_argument("overrides", nargs="*", help=overrides_help)
+    return p
+
+def config_from_args(ns) -> tuple[str|None, list[str]]:
+    "(config file, overrides) of parsed arguments: a first `key=value` that is not an existing file is an override"
+    config, overrides = ns.config or None, list(ns.overrides)
+    if config and "=" in config and not Path(config).exists(): config, overrides = None, [config] + overrides
+    return config, overrides
 
 # %% ../nbs/02_hparams.ipynb #090a87f9
 def _field_names(cls) -> set[str]: return {f.name for f in fields(cls) if f.init}

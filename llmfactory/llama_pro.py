@@ -4,12 +4,13 @@
 
 # %% ../nbs/05d_llama_pro.ipynb #b3faa767
 from __future__ import annotations
-import argparse, re, sys
+import re, sys
 from pathlib import Path
 
 import torch
 import yaml
 
+from .hparams import config_arg_parser, config_from_args
 from .hparams import ConfigError, ModelArguments, read_config
 
 # %% auto #0
@@ -87,15 +88,13 @@ def expand_model(model_name_or_path:str, # hub id, folder or tiny model name
 # %% ../nbs/05d_llama_pro.ipynb #9ca07ca4
 def expand_main(argv:list[str]|None=None) -> int:
     "`llmfactory expand [CONFIG] [key=value ...]`: LLaMA Pro block expansion; returns the exit code"
-    p = argparse.ArgumentParser(prog="llmfactory expand", description="LLaMA Pro block expansion: interleave identity blocks, "
-                                "then train them with the printed settings. Keys: model_name_or_path, output_dir, num_expand, trust_remote_code, max_shard_size")
-    p.add_argument("config", nargs="?", help="YAML/JSON file with the keys (optional)")
-    p.add_argument("overrides", nargs="*", help="key=value settings")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and "=" in argv[0]: argv.insert(0, "")
-    ns = p.parse_args(argv)
+    p = config_arg_parser("llmfactory expand", "LLaMA Pro block expansion: interleave identity blocks, "
+                          "then train them with the printed settings. Keys: model_name_or_path, output_dir, num_expand, trust_remote_code, max_shard_size",
+                          "YAML/JSON file with the keys (optional)", "key=value settings")
+    ns = p.parse_args(sys.argv[1:] if argv is None else argv)
+    config, overrides = config_from_args(ns)
     try:
-        cfg = read_config(ns.config or None, ns.overrides)
+        cfg = read_config(config, overrides)
         missing = [k for k in ("model_name_or_path", "output_dir", "num_expand") if cfg.get(k) in (None, "")]
         if missing: raise ConfigError(f"missing {', '.join(missing)}; e.g. llmfactory expand model_name_or_path=tiny-llama output_dir=saves/pro num_expand=2")
         unknown = set(cfg) - {"model_name_or_path", "output_dir", "num_expand", "trust_remote_code", "max_shard_size"}

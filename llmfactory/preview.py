@@ -4,9 +4,10 @@
 
 # %% ../nbs/04c_preview.ipynb #211a7d21
 from __future__ import annotations
-import argparse, dataclasses, sys
+import dataclasses, sys
 from pathlib import Path
 
+from .hparams import config_arg_parser, config_from_args
 from .hparams import ConfigError, DataArguments, TRAIN_GROUPS, read_config, split_config
 from .template import Template, get_template
 from .processors import IGNORE_INDEX, STAGE_KINDS
@@ -78,12 +79,10 @@ def _template_for(data_args, tokenizer) -> Template:
 
 def data_main(argv:list[str]|None=None) -> int:
     "`llmfactory data CONFIG.yaml [key=value ...]`: print a report on the tokenized training data"
-    p = argparse.ArgumentParser(prog="llmfactory data", description="Load and tokenize a config's datasets as training would, and report on them")
-    p.add_argument("config", nargs="?", help="training config (YAML/JSON); may be left out if key=value settings name everything")
-    p.add_argument("overrides", nargs="*", help="key=value settings applied on top")
+    p = config_arg_parser("llmfactory data", "Load and tokenize a config's datasets as training would, and report on them",
+                          "training config (YAML/JSON); may be left out if key=value settings name everything", "key=value settings applied on top")
     a = p.parse_args(argv)
-    config, overrides = a.config, list(a.overrides)
-    if config and "=" in config and not Path(config).exists(): config, overrides = None, [config] + overrides
+    config, overrides = config_from_args(a)
     try:
         from llmfactory.model import load_tokenizer
         model, data, _, finetuning, _ = split_config(read_config(config, overrides), TRAIN_GROUPS)
