@@ -247,19 +247,24 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     import warnings; warnings.filterwarnings("ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local: never wait on the hub
     import torch, transformers
     transformers.logging.set_verbosity_error()
     if a.device == "cuda" and not torch.cuda.is_available(): print("SKIP all: no CUDA device (use --device cpu --tiny to check the code path)"); return 0
     if a.tiny: a.cutoff, a.steps, a.warmup, a.batch = min(a.cutoff, 256), min(a.steps, 3), min(a.warmup, 1), min(a.batch, 4)
     a.length_scale = 1 / 6 if a.tiny else 1.0
     t_start = time.perf_counter()
-    import peft, trl
+    from importlib.metadata import version, PackageNotFoundError
+    def ver(pkg):
+        try: return version(pkg)
+        except PackageNotFoundError: return "-"
     dev = torch.cuda.get_device_name(0) if a.device == "cuda" else f"cpu ({os.cpu_count()} cores)"
-    print(f"device: {dev} | torch {torch.__version__} transformers {transformers.__version__} peft {peft.__version__} trl {trl.__version__}", flush=True)
+    print(f"device: {dev} | torch {torch.__version__} cuda {torch.version.cuda} | " +
+          " ".join(f"{p} {ver(p)}" for p in ("transformers", "peft", "trl", "accelerate", "flash-attn", "liger-kernel")), flush=True)
     why = features(a.device)
     print(f"flash-attn 2: {'yes' if why['fa2'] is None else 'no (' + why['fa2'] + ')'} | liger-kernel: {'yes' if why['liger'] is None else 'no (' + why['liger'] + ')'}", flush=True)
     peak, peak_name = matmul_peak(a.device)
-    print(f"peak: {peak / 1e12:.1f} TFLOP/s ({peak_name}, measured)", flush=True)
+    print(f"peak: {peak / 1e12:.3g} TFLOP/s ({peak_name}, measured)", flush=True)
     mdir = model_dir(a.tiny)
     print(f"model: Qwen2 {'tiny' if a.tiny else '0.5B shapes'}, random weights, {'bf16' if a.device == 'cuda' else 'fp32'}; batch {a.batch} rows "
           f"(dpo {a.batch // 2} pairs), cutoff {a.cutoff}; {a.warmup} warm-up + up to {a.steps} timed steps; budget {a.budget:.0f}s", flush=True)
@@ -278,6 +283,9 @@ def main(argv=None) -> int:
         if reason:
             print(f"SKIP {tag} {reason}", flush=True); results.append(dict(run=name, attn=attn, packed=packed, liger=liger, skipped=reason)); continue
         left = a.budget - (time.perf_counter() - t_budget0)
+        if left < 8:
+            print(f"SKIP {tag} time budget spent (--budget {a.budget:.0f}s)", flush=True)
+            results.append(dict(run=name, attn=attn, packed=packed, liger=liger, skipped="time budget spent")); continue
         runnable = sum(1 for (_, at, _, lg) in plan[i:] if not ((why["fa2"] if at == "fa2" else None) or (why["liger"] if lg else None)))
         deadline = time.perf_counter() + max(left / max(runnable, 1), 5.0)
         try:
@@ -292,7 +300,7 @@ def main(argv=None) -> int:
         r["mfu"] = r["model_flops"] / peak
         results.append(r)
         print(f"OK   {tag} samples/s={r['samples_per_s']:8.2f} real_tok/s={r['real_tokens_per_s']:9.0f} pad={r['padding_share']:.2f} "
-              f"peak_mem_GB={fmt(r['peak_mem_gb'], '{:.1f}')} TFLOP/s={r['model_flops'] / 1e12:7.3f} ({r['flop_per_token']}) MFU={r['mfu']:.3f} "
+              f"peak_mem_GB={fmt(r['peak_mem_gb'], '{:.1f}')} TFLOP/s={r['model_flops'] / 1e12:.3g} ({r['flop_per_token']}) MFU={r['mfu']:.3f} "
               f"steps={r['steps']} loss={fmt(r['first_loss'], '{:.3f}')}->{fmt(r['last_loss'], '{:.3f}')} load_s={r['load_s']:.1f} "
               f"gc={'on' if r['gradient_checkpointing'] else 'off'}" + (f" mem_at_start_GB={r['mem_start_gb']:.2f}" if (r['mem_start_gb'] or 0) > 0.05 else ""), flush=True)
     # the first step trains the same rows in every variant of a run: its loss should agree (bf16: within ~1%)
