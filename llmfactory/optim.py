@@ -54,16 +54,20 @@ def _layerwise(t, optim:str, targets, args:dict):
     t.optim_args = ",".join(f"{k}={v}" for k, v in args.items())
     return None
 
+def _projected_adamw(model, t, optimizer_class, key:str, targets, settings:dict):
+    "A projected AdamW (GaLore's or APOLLO's) over the `targets` linear weights, plain AdamW groups for the rest"
+    proj, rest = _projected(model, targets)
+    if not proj: raise ConfigError(f"{key} {targets} matched no trainable linear layer; linear modules: {', '.join(find_all_linear_modules(model))}")
+    groups = _decay_groups(rest, t.weight_decay) + [dict(params=[p for _, p in proj], weight_decay=t.weight_decay, **settings)]
+    return optimizer_class(groups, **_adam_kwargs(t))
+
 def galore_optimizer(model, t, f:FinetuningArguments):
     "GaLore AdamW over the target weights (plain AdamW for the rest)"
     _require("galore-torch", "use_galore")
     settings = dict(rank=f.galore_rank, update_proj_gap=f.galore_update_interval, scale=f.galore_scale, proj_type=f.galore_proj_type)
     if f.galore_layerwise: return _layerwise(t, "galore_adamw_layerwise", f.galore_target, settings)
     from galore_torch import GaLoreAdamW
-    proj, rest = _projected(model, f.galore_target)
-    if not proj: raise ConfigError(f"galore_target {f.galore_target} matched no trainable linear layer; linear modules: {', '.join(find_all_linear_modules(model))}")
-    groups = _decay_groups(rest, t.weight_decay) + [dict(params=[p for _, p in proj], weight_decay=t.weight_decay, **settings)]
-    return GaLoreAdamW(groups, **_adam_kwargs(t))
+    return _projected_adamw(model, t, GaLoreAdamW, "galore_target", f.galore_target, settings)
 
 def apollo_optimizer(model, t, f:FinetuningArguments):
     "APOLLO AdamW over the target weights (plain AdamW for the rest)"
@@ -72,10 +76,7 @@ def apollo_optimizer(model, t, f:FinetuningArguments):
                     proj_type=f.apollo_proj_type, scale_type=f.apollo_scale_type, scale_front=f.apollo_scale_front)
     if f.apollo_layerwise: return _layerwise(t, "apollo_adamw_layerwise", f.apollo_target, settings)
     from apollo_torch import APOLLOAdamW
-    proj, rest = _projected(model, f.apollo_target)
-    if not proj: raise ConfigError(f"apollo_target {f.apollo_target} matched no trainable linear layer; linear modules: {', '.join(find_all_linear_modules(model))}")
-    groups = _decay_groups(rest, t.weight_decay) + [dict(params=[p for _, p in proj], weight_decay=t.weight_decay, **settings)]
-    return APOLLOAdamW(groups, **_adam_kwargs(t))
+    return _projected_adamw(model, t, APOLLOAdamW, "apollo_target", f.apollo_target, settings)
 
 # %% ../nbs/05c_optimizers.ipynb #b8b6e5f3
 def badam_optimizer(model, t, f:FinetuningArguments):
