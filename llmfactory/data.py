@@ -17,13 +17,13 @@ from .collators import get_collator
 
 # %% auto #0
 __all__ = ['ALPACA_COLUMNS', 'SHAREGPT_COLUMNS', 'OPENAI_COLUMNS', 'SHAREGPT_TAGS', 'OPENAI_TAGS', 'DATA_EXTENSIONS',
-           'SOURCE_KEYS', 'FAST_MAX_BYTES', 'CONVERTERS', 'NO_RESPONSE_STAGES', 'ALIGNED_COLUMNS', 'DataError',
-           'DatasetAttr', 'read_dataset_info', 'attr_from_entry', 'get_dataset_attrs', 'load_raw', 'read_json_rows',
-           'RowError', 'convert_alpaca', 'check_turns', 'convert_sharegpt', 'aligned_features', 'parse_placeholders',
-           'align_dataset', 'align_rows', 'merge_datasets', 'check_stage_data', 'natural_stage', 'load_aligned',
-           'aligned_columns', 'tokenize_dataset', 'tokenize_columns', 'columns_dataset', 'get_dataset',
-           'check_registry', 'IGNORE_INDEX', 'infer_seqlen', 'encode_supervised', 'preprocess_supervised',
-           'get_collator']
+           'SOURCE_KEYS', 'FAST_MAX_BYTES', 'CONVERTERS', 'NO_RESPONSE_STAGES', 'ALIGNED_COLUMNS',
+           'OPTIMIZED_INT_TYPES', 'DataError', 'DatasetAttr', 'read_dataset_info', 'attr_from_entry',
+           'get_dataset_attrs', 'load_raw', 'read_json_rows', 'RowError', 'convert_alpaca', 'check_turns',
+           'convert_sharegpt', 'aligned_features', 'parse_placeholders', 'align_dataset', 'align_rows',
+           'merge_datasets', 'check_stage_data', 'natural_stage', 'load_aligned', 'aligned_columns', 'tokenize_dataset',
+           'tokenize_columns', 'columns_dataset', 'get_dataset', 'check_registry', 'IGNORE_INDEX', 'infer_seqlen',
+           'encode_supervised', 'preprocess_supervised', 'get_collator']
 
 # %% ../nbs/04_data.ipynb #f9f227ec
 class DataError(ValueError):
@@ -469,7 +469,7 @@ def _check_labels(ds, data_args, stage="sft"):
     _check_label_rows(ds[key], data_args)
 
 def _check_label_rows(rows, data_args):
-    empty = sum(all(l == IGNORE_INDEX for l in labels) for labels in rows)
+    empty = sum(labels.count(IGNORE_INDEX) == len(labels) for labels in rows)
     if empty * 2 >= len(rows):
         raise DataError(f"cutoff_len={data_args.cutoff_len} leaves no reply tokens in {empty} of the {len(rows)} rows: raise cutoff_len")
     if empty: print(f"warning: {empty} of {len(rows)} rows have no reply tokens left after truncation to cutoff_len={data_args.cutoff_len}")
@@ -569,17 +569,34 @@ def _prepare(names, template, tokenizer, data_args, stage, seed, reports, check=
     if check and out.get(key): _check_label_rows(out[key], data_args)
     return columns_dataset(out)
 
+OPTIMIZED_INT_TYPES = {"attention_mask": "int8", "special_tokens_mask": "int8", "input_ids": "int32", "token_type_ids": "int8"}  # as `datasets` stores them
+
+def _int_list_array(v:list, name:str):
+    "`v`, lists of ints, as a pyarrow list array of the type `datasets` gives column `name` (None if `v` is something else)"
+    import numpy as np, pyarrow as pa
+    from itertools import chain
+    if not v or not all(type(x) is list for x in v) or type(next((x[0] for x in v if x), None)) is not int: return None
+    lens = np.fromiter(map(len, v), np.int64, len(v))
+    offsets = np.concatenate([[0], np.cumsum(lens)])
+    if offsets[-1] >= 2**31: return None
+    flat = np.fromiter(chain.from_iterable(v), np.int64, int(offsets[-1]))
+    dtype = np.dtype(OPTIMIZED_INT_TYPES.get(name, "int64"))
+    if len(flat) and dtype != np.int64 and not (np.iinfo(dtype).min <= flat.min() and flat.max() <= np.iinfo(dtype).max): dtype = np.dtype("int64")  # as `datasets` falls back
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat.astype(dtype, copy=False)))
+
 def columns_dataset(cols:dict[str, list]):
-    "`datasets.Dataset.from_dict(cols)` (the same column types) without hashing every value for a fingerprint: it gets a random one"
+    "`datasets.Dataset.from_dict(cols)` (the same column types), token-id columns converted with numpy, without hashing every value for a fingerprint (it gets a random one)"
     import datasets
     try:
         from datasets.arrow_writer import OptimizedTypedSequence
+        from datasets.features.features import generate_from_arrow_type
         from datasets.fingerprint import generate_random_fingerprint
         from datasets.table import InMemoryTable
-        seqs = {k: OptimizedTypedSequence(v, col=k) for k, v in cols.items()}
-        table = InMemoryTable.from_pydict(mapping=seqs)
-        info = datasets.DatasetInfo(features=datasets.Features({k: s.get_inferred_type() for k, s in seqs.items()}))
-        return datasets.Dataset(table, info=info, fingerprint=generate_random_fingerprint())
+        data = {k: _int_list_array(v, k) for k, v in cols.items()}
+        data = {k: OptimizedTypedSequence(cols[k], col=k) if a is None else a for k, a in data.items()}
+        table = InMemoryTable.from_pydict(mapping=data)
+        features = {k: s.get_inferred_type() if isinstance(s, OptimizedTypedSequence) else generate_from_arrow_type(s.type) for k, s in data.items()}
+        return datasets.Dataset(table, info=datasets.DatasetInfo(features=datasets.Features(features)), fingerprint=generate_random_fingerprint())
     except (ImportError, AttributeError, TypeError): return datasets.Dataset.from_dict(cols)  # another `datasets` version
 
 def _split(ds, data_args, seed):

@@ -5,6 +5,7 @@
 # %% ../nbs/04a_processors.ipynb #52968dc4
 from __future__ import annotations
 import bisect, json
+from types import SimpleNamespace
 from typing import Any
 
 from .hparams import DataArguments
@@ -94,8 +95,9 @@ class BatchTokenizer:
     def prefill(self, template:Template, convs:list[tuple]) -> "BatchTokenizer":
         "Tokenize in one call the turn texts of `convs`, tuples (messages, system, tools, add_generation_prompt); `turn_ids(k)` then encodes conversation k"
         texts, self.turns = set(), []
+        specials = SimpleNamespace(bos_token=self.tokenizer.bos_token, eos_token=self.tokenizer.eos_token)  # all a template reads of it, read once
         for msgs, system, tools, gen in convs:
-            try: turns = template.render_turns(template_messages(msgs), system or None, self.tokenizer, parse_tools(tools), add_generation_prompt=gen)
+            try: turns = template.render_turns(template_messages(msgs), system or None, specials, parse_tools(tools), add_generation_prompt=gen)
             except Exception: turns = None  # the row fails again, with its error, when it is encoded
             self.turns.append(turns)
             if turns: texts.update(t for turn in turns for t in turn if t)
@@ -174,7 +176,8 @@ def encode_prompt_reply(template:Template, tokenizer, prompt:list[dict], reply:d
     if turns is None:
         msgs = template_messages(list(prompt) + ([reply] if reply else []))
         turns = template.encode_multiturn(tokenizer, msgs, system=system or None, tools=parse_tools(tools), add_generation_prompt=reply is None)
-    head = [t for src, tgt in turns[:-1] for t in src + tgt]
+    head = []
+    for src, tgt in turns[:-1]: head += src; head += tgt
     return head + turns[-1][0], (turns[-1][1] if reply else [])
 
 def preprocess_pairwise(batch:dict, template:Template, tokenizer, data_args:DataArguments) -> dict:
