@@ -579,8 +579,9 @@ def _int_list_array(v:list, name:str):
     lens = np.fromiter(map(len, v), np.int64, len(v))
     offsets = np.concatenate([[0], np.cumsum(lens)])
     if offsets[-1] >= 2**31: return None
-    flat = np.fromiter(chain.from_iterable(v), np.int64, int(offsets[-1]))
     dtype = np.dtype(OPTIMIZED_INT_TYPES.get(name, "int64"))
+    if all(x.count(1) == len(x) for x in v): flat = np.ones(int(offsets[-1]), dtype)  # attention masks: no need to read every 1
+    else: flat = np.fromiter(chain.from_iterable(v), np.int64, int(offsets[-1]))
     if len(flat) and dtype != np.int64 and not (np.iinfo(dtype).min <= flat.min() and flat.max() <= np.iinfo(dtype).max): dtype = np.dtype("int64")  # as `datasets` falls back
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat.astype(dtype, copy=False)))
 
