@@ -189,7 +189,8 @@ def _sample_indices(n:int, attr:DatasetAttr, data_args:DataArguments, seed:int=4
     if data_args.max_samples: idx = (idx or range(n))[:data_args.max_samples]
     return idx
 
-FAST_MAX_BYTES = 32 << 20  # local json/jsonl files up to this size are read with `json` and tokenized in memory (0: always `datasets`)
+FAST_MAX_BYTES = 8 << 20  # local json/jsonl files up to this size are read with `json` and tokenized in memory (0: always `datasets`);
+                          # bigger ones go through `datasets`, whose batches keep the Python objects of only 1000 rows alive at a time
 
 def read_json_rows(attr:DatasetAttr) -> tuple[list[dict], list[str]]|None:
     "The rows and columns of a small local json/jsonl file read with `json`; None for anything else (left to `datasets`)"
