@@ -1,6 +1,7 @@
 """Side by side with LLaMA-Factory 0.9.5 on this machine: the three peer configs through both, alternating A/B.
 
     python bench/peer.py [--quick] [--runs sft_lora,sft_full,dpo_lora] [--repeat 2]
+    python bench/peer.py --prep-only [--repeat 3]   # preprocessing rows/s of both sides only (no training)
 
 Needs `../shared/peer` beside the project (skips with a message otherwise) and the peer venv that
 `../shared/peer/run_peer.sh` builds under `$PEER_DIR` (default `~/.cache/llmf-peer`; built once, reused here).
@@ -167,16 +168,34 @@ def line(run, fig, lf, ours, unit="", f="{:.3g}"):
     return ratio
 
 
+def prep_only(names: list[str], repeat: int, prep_repeat: int) -> int:
+    "Preprocessing rows/s of both sides, `repeat` fresh processes each, alternating; the best of each side and their ratio"
+    print(f"machine: {os.cpu_count()} cpus load={os.getloadavg()}", flush=True)
+    for name in dict.fromkeys(names):
+        lf_cfg, our_cfg = configs(name, False)
+        rps = {"lf": [], "llmf": []}
+        for i in range(repeat):
+            for side in (("lf", "llmf") if i % 2 == 0 else ("llmf", "lf")):
+                r = prep_once(side, lf_cfg if side == "lf" else our_cfg, prep_repeat)
+                if r: rps[side].append(r["rows"] / r["seconds"])
+        print(f"  {name}: lf {[round(x) for x in rps['lf']]} llmf {[round(x) for x in rps['llmf']]}", flush=True)
+        line(name, "preprocess rows/s", max(rps["lf"], default=None), max(rps["llmf"], default=None), f="{:.0f}")
+    print(f"end load={os.getloadavg()}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a fifth of the samples, one repeat")
     p.add_argument("--runs", default="sft_lora,sft_full,dpo_lora")
     p.add_argument("--repeat", type=int, default=2, help="A/B pairs per run (the order alternates)")
     p.add_argument("--prep-repeat", type=int, default=3)
+    p.add_argument("--prep-only", action="store_true", help="only the preprocessing rows/s, --repeat fresh processes per side, alternating")
     a = p.parse_args(argv)
     if not KIT.exists(): print(f"skip: no LLaMA-Factory peer kit at {KIT}"); return 0
     why = ensure_peer()
     if why: print(f"skip: {why}"); return 0
+    if a.prep_only: return prep_only(a.runs.split(","), a.repeat, a.prep_repeat)
     repeat = 1 if a.quick else a.repeat
     peak = matmul_peak()
     print(f"machine: {os.cpu_count()} cpus load={os.getloadavg()} fp32 matmul GFLOP/s: 2048^3={peak['square2048']:.1f} "

@@ -17,11 +17,13 @@ from .collators import get_collator
 
 # %% auto #0
 __all__ = ['ALPACA_COLUMNS', 'SHAREGPT_COLUMNS', 'OPENAI_COLUMNS', 'SHAREGPT_TAGS', 'OPENAI_TAGS', 'DATA_EXTENSIONS',
-           'SOURCE_KEYS', 'CONVERTERS', 'NO_RESPONSE_STAGES', 'DataError', 'DatasetAttr', 'read_dataset_info',
-           'attr_from_entry', 'get_dataset_attrs', 'load_raw', 'RowError', 'convert_alpaca', 'check_turns',
-           'convert_sharegpt', 'aligned_features', 'parse_placeholders', 'align_dataset', 'merge_datasets',
-           'check_stage_data', 'natural_stage', 'load_aligned', 'tokenize_dataset', 'get_dataset', 'check_registry',
-           'IGNORE_INDEX', 'infer_seqlen', 'encode_supervised', 'preprocess_supervised', 'get_collator']
+           'SOURCE_KEYS', 'FAST_MAX_BYTES', 'CONVERTERS', 'NO_RESPONSE_STAGES', 'ALIGNED_COLUMNS',
+           'OPTIMIZED_INT_TYPES', 'DataError', 'DatasetAttr', 'read_dataset_info', 'attr_from_entry',
+           'get_dataset_attrs', 'load_raw', 'read_json_rows', 'RowError', 'convert_alpaca', 'check_turns',
+           'convert_sharegpt', 'aligned_features', 'parse_placeholders', 'align_dataset', 'align_rows',
+           'merge_datasets', 'check_stage_data', 'natural_stage', 'load_aligned', 'aligned_columns', 'tokenize_dataset',
+           'tokenize_columns', 'columns_dataset', 'get_dataset', 'check_registry', 'IGNORE_INDEX', 'infer_seqlen',
+           'encode_supervised', 'preprocess_supervised', 'get_collator']
 
 # %% ../nbs/04_data.ipynb #f9f227ec
 class DataError(ValueError):
@@ -174,13 +176,34 @@ def load_raw(attr:DatasetAttr, data_args:DataArguments|None=None, seed:int=42):
     if data_args.streaming:
         return ds.take(data_args.max_samples) if data_args.max_samples else ds
     if len(ds) == 0: raise DataError(f"dataset {attr.name!r}: {attr.path!r} has no rows")
+    idx = _sample_indices(len(ds), attr, data_args, seed)
+    return ds if idx is None else ds.select(idx)
+
+def _sample_indices(n:int, attr:DatasetAttr, data_args:DataArguments, seed:int=42) -> list[int]|range|None:
+    "The rows kept of `n`: `num_samples` drawn (repeating rows if it asks for more), then the first `max_samples`; None: all"
+    idx = None
     if attr.num_samples:
         rng = random.Random(seed)
-        idx = rng.sample(range(len(ds)), min(attr.num_samples, len(ds)))
-        idx += [rng.randrange(len(ds)) for _ in range(attr.num_samples - len(idx))]
-        ds = ds.select(idx)
-    if data_args.max_samples: ds = ds.select(range(min(data_args.max_samples, len(ds))))
-    return ds
+        idx = rng.sample(range(n), min(attr.num_samples, n))
+        idx += [rng.randrange(n) for _ in range(attr.num_samples - len(idx))]
+    if data_args.max_samples: idx = (idx or range(n))[:data_args.max_samples]
+    return idx
+
+FAST_MAX_BYTES = 8 << 20  # local json/jsonl files up to this size are read with `json` and tokenized in memory (0: always `datasets`);
+                          # bigger ones go through `datasets`, whose batches keep the Python objects of only 1000 rows alive at a time
+
+def read_json_rows(attr:DatasetAttr) -> tuple[list[dict], list[str]]|None:
+    "The rows and columns of a small local json/jsonl file read with `json`; None for anything else (left to `datasets`)"
+    path = Path(attr.path)
+    if attr.load_from != "file" or path.suffix not in (".json", ".jsonl") or not path.is_file(): return None
+    if not 0 < path.stat().st_size <= FAST_MAX_BYTES: return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        try: rows = json.loads(text)
+        except json.JSONDecodeError: rows = [json.loads(l) for l in text.splitlines() if l.strip()]  # JSON lines
+    except (UnicodeDecodeError, json.JSONDecodeError): return None  # `datasets` says what is wrong
+    if not isinstance(rows, list) or not rows or not all(type(r) is dict for r in rows): return None
+    return rows, list(dict.fromkeys(k for r in rows for k in r))
 
 # %% ../nbs/04_data.ipynb #fa704ed0
 def _where(attr, i): return f"row {i} of {Path(attr.path).name} (dataset {attr.name!r})"
@@ -335,18 +358,17 @@ def _required_columns(attr, stage):
     if stage == "kto": need.append(("kto_tag", "kto_tag (desirable or not)"))
     return [(attr.column(r), what) for r, what in need]
 
-def align_dataset(ds, attr:DatasetAttr, data_args:DataArguments|None=None, stage:str="sft", report:dict|None=None):
-    "`ds` converted to the internal `_prompt`/`_response`/`_system`/`_tools`/`_kto_tag` form"
-    data_args = data_args or DataArguments()
+def _check_columns(cols, attr, stage):
+    for col, what in _required_columns(attr, stage):
+        if col is None: raise DataError(f"dataset {attr.name!r}: stage {stage} needs a {what} column; map it with \"columns\" in dataset_info.json")
+        if col not in cols:
+            raise DataError(f"dataset {attr.name!r}: column {col!r} (the {what}) not found in {Path(attr.path).name}; "
+                            f"its columns are {cols}. Map them with \"columns\" in dataset_info.json")
+
+def _row_converter(attr, data_args, stage):
+    "`(row, i) -> (aligned row, error text or '')` for the rows of `attr`"
     if attr.formatting not in CONVERTERS:
         raise DataError(f"dataset {attr.name!r}: formatting {attr.formatting!r} is not supported; use one of {', '.join(CONVERTERS)}")
-    cols = getattr(ds, "column_names", None)
-    if cols is not None:
-        for col, what in _required_columns(attr, stage):
-            if col is None: raise DataError(f"dataset {attr.name!r}: stage {stage} needs a {what} column; map it with \"columns\" in dataset_info.json")
-            if col not in cols:
-                raise DataError(f"dataset {attr.name!r}: column {col!r} (the {what}) not found in {Path(attr.path).name}; "
-                                f"its columns are {cols}. Map them with \"columns\" in dataset_info.json")
     convert, need = CONVERTERS[attr.formatting], stage not in NO_RESPONSE_STAGES
     fill = parse_placeholders(getattr(data_args, "placeholders", None))
     def _fill(msgs):
@@ -354,13 +376,33 @@ def align_dataset(ds, attr:DatasetAttr, data_args:DataArguments|None=None, stage
             for k, v in fill.items(): m["content"] = m["content"].replace("{{" + k + "}}", v)
         return msgs
     empty = {"_prompt": [], "_response": [], "_system": "", "_tools": "", "_kto_tag": None}
+    def one(r, i):
+        try: o, err = convert(r, attr, i, need), ""
+        except RowError as e: o, err = empty, str(e)
+        if fill: o = dict(o, _prompt=_fill(o["_prompt"]), _response=_fill(o["_response"]), _system=(o["_system"] and _fill([_msg("system", o["_system"])])[0]["content"]))
+        return o, err
+    return one
+
+def _bad_rows(errors:list[str], n:int, attr, data_args, report):
+    "Fill `report`; raise on malformed rows unless `drop_bad_rows` (then say how many go), or if every row is malformed"
+    if report is not None: report.update(rows=n, dropped=len(errors), reasons=Counter(e.split(": ", 1)[-1] for e in errors))
+    if not errors: return
+    if not getattr(data_args, "drop_bad_rows", False):
+        more = f" ({len(errors) - 1} more malformed rows; set drop_bad_rows: true to skip them)" if len(errors) > 1 else " (set drop_bad_rows: true to skip malformed rows)"
+        raise DataError(errors[0] + more)
+    print(f"dataset {attr.name!r}: dropped {len(errors)} of {n} malformed rows; first: {errors[0]}")
+    if len(errors) == n: raise DataError(f"dataset {attr.name!r}: every row is malformed; first: {errors[0]}")
+
+def align_dataset(ds, attr:DatasetAttr, data_args:DataArguments|None=None, stage:str="sft", report:dict|None=None):
+    "`ds` converted to the internal `_prompt`/`_response`/`_system`/`_tools`/`_kto_tag` form"
+    data_args = data_args or DataArguments()
+    one = _row_converter(attr, data_args, stage)
+    cols = getattr(ds, "column_names", None)
+    if cols is not None: _check_columns(cols, attr, stage)
     def _batch(batch, idx):
-        rows = [dict(zip(batch, vals)) for vals in zip(*batch.values())]
         out = {k: [] for k in aligned_features()}
-        for r, i in zip(rows, idx):
-            try: o, err = convert(r, attr, i, need), ""
-            except RowError as e: o, err = empty, str(e)
-            if fill: o = dict(o, _prompt=_fill(o["_prompt"]), _response=_fill(o["_response"]), _system=(o["_system"] and _fill([_msg("system", o["_system"])])[0]["content"]))
+        for vals, i in zip(zip(*batch.values()), idx):
+            o, err = one(dict(zip(batch, vals)), i)
             for k in out: out[k].append(err if k == "_error" else o[k])
         return out
     if data_args.streaming:
@@ -372,15 +414,25 @@ def align_dataset(ds, attr:DatasetAttr, data_args:DataArguments|None=None, stage
     ds = ds.map(_batch, batched=True, with_indices=True, remove_columns=cols, features=aligned_features(),
                 desc=f"Converting {attr.name}", load_from_cache_file=not data_args.overwrite_cache)
     errors = [e for e in ds["_error"] if e]
-    if report is not None: report.update(rows=len(ds), dropped=len(errors), reasons=Counter(e.split(": ", 1)[-1] for e in errors))
-    if errors:
-        if not getattr(data_args, "drop_bad_rows", False):
-            more = f" ({len(errors) - 1} more malformed rows; set drop_bad_rows: true to skip them)" if len(errors) > 1 else " (set drop_bad_rows: true to skip malformed rows)"
-            raise DataError(errors[0] + more)
-        print(f"dataset {attr.name!r}: dropped {len(errors)} of {len(ds)} malformed rows; first: {errors[0]}")
-        ds = ds.filter(lambda e: not e, input_columns="_error")
-        if len(ds) == 0: raise DataError(f"dataset {attr.name!r}: every row is malformed; first: {errors[0]}")
+    _bad_rows(errors, len(ds), attr, data_args, report)
+    if errors: ds = ds.filter(lambda e: not e, input_columns="_error")
     return ds.remove_columns("_error")
+
+ALIGNED_COLUMNS = ("_prompt", "_response", "_system", "_tools", "_kto_tag")
+
+def align_rows(rows:list[dict], attr:DatasetAttr, data_args:DataArguments|None=None, stage:str="sft", report:dict|None=None,
+               columns:list[str]|None=None) -> dict[str, list]:
+    "Python `rows` of `attr` converted as `align_dataset` does, as a dict of columns (`columns`: those of the whole file)"
+    data_args = data_args or DataArguments()
+    one = _row_converter(attr, data_args, stage)
+    _check_columns(columns if columns is not None else list(dict.fromkeys(k for r in rows for k in r)), attr, stage)
+    out, errors = {k: [] for k in ALIGNED_COLUMNS}, []
+    for i, r in enumerate(rows):
+        o, err = one(r, i)
+        if err: errors.append(err); continue
+        for k in ALIGNED_COLUMNS: out[k].append(o[k])
+    _bad_rows(errors, len(rows), attr, data_args, report)
+    return out
 
 # %% ../nbs/04_data.ipynb #82a38239
 def merge_datasets(parts:list, data_args:DataArguments, seed:int=42):
@@ -415,10 +467,13 @@ def _label_key(stage): return {"pairwise": "chosen_labels", "supervised": "label
 def _check_labels(ds, data_args, stage="sft"):
     key = _label_key(stage)
     if data_args.streaming or key is None or key not in ds.column_names or len(ds) == 0: return
-    empty = sum(all(l == IGNORE_INDEX for l in labels) for labels in ds[key])
-    if empty * 2 >= len(ds):
-        raise DataError(f"cutoff_len={data_args.cutoff_len} leaves no reply tokens in {empty} of the {len(ds)} rows: raise cutoff_len")
-    if empty: print(f"warning: {empty} of {len(ds)} rows have no reply tokens left after truncation to cutoff_len={data_args.cutoff_len}")
+    _check_label_rows(ds[key], data_args)
+
+def _check_label_rows(rows, data_args):
+    empty = sum(labels.count(IGNORE_INDEX) == len(labels) for labels in rows)
+    if empty * 2 >= len(rows):
+        raise DataError(f"cutoff_len={data_args.cutoff_len} leaves no reply tokens in {empty} of the {len(rows)} rows: raise cutoff_len")
+    if empty: print(f"warning: {empty} of {len(rows)} rows have no reply tokens left after truncation to cutoff_len={data_args.cutoff_len}")
 
 def load_aligned(names, data_args:DataArguments, stage:str="sft", seed:int=42, reports:dict|None=None):
     "The datasets `names` loaded, aligned and mixed (not tokenized)"
@@ -431,6 +486,25 @@ def load_aligned(names, data_args:DataArguments, stage:str="sft", seed:int=42, r
         parts.append(align_dataset(load_raw(a, data_args, seed), a, data_args, stage, rep))
     return merge_datasets(parts, data_args, seed)
 
+def aligned_columns(names, data_args:DataArguments, stage:str="sft", seed:int=42, reports:dict|None=None) -> dict[str, list]|None:
+    "What `load_aligned` gives, as Python columns read without `datasets`, when every dataset is a small local json/jsonl file (None otherwise)"
+    if data_args.streaming: return None
+    attrs = get_dataset_attrs(names, data_args.dataset_dir)
+    if not attrs: raise DataError("no dataset given: set `dataset` to registry names or file paths")
+    check_stage_data(attrs, stage)
+    if len(attrs) > 1 and data_args.mix_strategy != "concat": return None
+    read = []
+    for a in attrs:
+        if (r := read_json_rows(a)) is None: return None
+        read.append(r)
+    out = {k: [] for k in ALIGNED_COLUMNS}
+    for a, (rows, cols) in zip(attrs, read):
+        idx = _sample_indices(len(rows), a, data_args, seed)
+        part = align_rows(rows if idx is None else [rows[i] for i in idx], a, data_args, stage,
+                          {} if reports is None else reports.setdefault(a.name, {}), columns=cols)
+        for k in out: out[k] += part[k]
+    return out
+
 def _as_arrays(fn):
     "`fn` with its token-id columns as numpy arrays, which `datasets` writes without inspecting every value"
     import numpy as np
@@ -441,11 +515,18 @@ def _as_arrays(fn):
         return out
     return wrapped
 
-def tokenize_dataset(ds, template:Template, tokenizer, data_args:DataArguments, stage:str="sft"):
-    "Aligned rows tokenized for `stage` (with `data_args.tool_format`, if set, instead of the template's)"
+def _with_tool_format(template, data_args):
     if data_args.tool_format and data_args.tool_format != template.tool_format:
         import dataclasses
         template = dataclasses.replace(template, tool_format=data_args.tool_format)
+    return template
+
+def _encode_error(e, template, data_args, stage):
+    return DataError(f"dataset {', '.join(data_args.dataset or [])}: cannot tokenize for stage {stage} with template {template.name!r}: {e}")
+
+def tokenize_dataset(ds, template:Template, tokenizer, data_args:DataArguments, stage:str="sft"):
+    "Aligned rows tokenized for `stage` (with `data_args.tool_format`, if set, instead of the template's)"
+    template = _with_tool_format(template, data_args)
     fn = _as_arrays(get_preprocess(stage, template, tokenizer, data_args))
     cols = ["_prompt", "_response", "_system", "_tools", "_kto_tag"]
     kw = {} if data_args.streaming else dict(num_proc=w if (w := data_args.preprocessing_num_workers) and w > 1 else None, desc=f"Tokenizing for {stage}",
@@ -454,8 +535,71 @@ def tokenize_dataset(ds, template:Template, tokenizer, data_args:DataArguments, 
         import hashlib
         kw["new_fingerprint"] = hashlib.md5(f"{ds._fingerprint}|{stage}|overwrite".encode()).hexdigest()
     try: return ds.map(fn, batched=True, with_indices=True, batch_size=data_args.preprocessing_batch_size, remove_columns=cols, **kw)
-    except EncodeError as e:
-        raise DataError(f"dataset {', '.join(data_args.dataset or [])}: cannot tokenize for stage {stage} with template {template.name!r}: {e}") from None
+    except EncodeError as e: raise _encode_error(e, template, data_args, stage) from None
+
+def tokenize_columns(cols:dict[str, list], template:Template, tokenizer, data_args:DataArguments, stage:str="sft") -> dict[str, list]:
+    "Aligned columns tokenized for `stage` in this process, cut into the batches `tokenize_dataset` gives each worker (so the same rows)"
+    template = _with_tool_format(template, data_args)
+    fn, n = get_preprocess(stage, template, tokenizer, data_args), len(cols["_prompt"])
+    w = data_args.preprocessing_num_workers
+    shards = max(1, min(w, n)) if w and w > 1 else 1
+    size = data_args.preprocessing_batch_size if data_args.preprocessing_batch_size and data_args.preprocessing_batch_size > 0 else max(n, 1)
+    out = {}
+    for s in range(shards):  # `datasets` cuts the rows into contiguous shards, one per worker, then into batches
+        div, mod = divmod(n, shards)
+        start = div * s + min(s, mod); end = start + div + (s < mod)
+        for b in range(start, end, size):
+            e = min(b + size, end)
+            try: res = fn({k: v[b:e] for k, v in cols.items()}, list(range(b, e)))
+            except EncodeError as err: raise _encode_error(err, template, data_args, stage) from None
+            for k, v in res.items(): out.setdefault(k, []).extend(v)
+    return out
+
+def _prepare(names, template, tokenizer, data_args, stage, seed, reports, check=False):
+    "`names` loaded, aligned, mixed and tokenized: in memory for small local json files, otherwise with `datasets`"
+    import datasets
+    cols = aligned_columns(names, data_args, stage, seed, reports)
+    if cols is None:
+        ds = load_aligned(names, data_args, stage, seed, reports)
+        if data_args.streaming: ds = ds.shuffle(buffer_size=data_args.buffer_size, seed=seed)
+        ds = tokenize_dataset(ds, template, tokenizer, data_args, stage)
+        if check: _check_labels(ds, data_args, stage)
+        return ds
+    out = tokenize_columns(cols, template, tokenizer, data_args, stage)
+    key = _label_key(stage)
+    if check and out.get(key): _check_label_rows(out[key], data_args)
+    return columns_dataset(out)
+
+OPTIMIZED_INT_TYPES = {"attention_mask": "int8", "special_tokens_mask": "int8", "input_ids": "int32", "token_type_ids": "int8"}  # as `datasets` stores them
+
+def _int_list_array(v:list, name:str):
+    "`v`, lists of ints, as a pyarrow list array of the type `datasets` gives column `name` (None if `v` is something else)"
+    import numpy as np, pyarrow as pa
+    from itertools import chain
+    if not v or not all(type(x) is list for x in v) or type(next((x[0] for x in v if x), None)) is not int: return None
+    lens = np.fromiter(map(len, v), np.int64, len(v))
+    offsets = np.concatenate([[0], np.cumsum(lens)])
+    if offsets[-1] >= 2**31: return None
+    dtype = np.dtype(OPTIMIZED_INT_TYPES.get(name, "int64"))
+    if all(x.count(1) == len(x) for x in v): flat = np.ones(int(offsets[-1]), dtype)  # attention masks: no need to read every 1
+    else: flat = np.fromiter(chain.from_iterable(v), np.int64, int(offsets[-1]))
+    if len(flat) and dtype != np.int64 and not (np.iinfo(dtype).min <= flat.min() and flat.max() <= np.iinfo(dtype).max): dtype = np.dtype("int64")  # as `datasets` falls back
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat.astype(dtype, copy=False)))
+
+def columns_dataset(cols:dict[str, list]):
+    "`datasets.Dataset.from_dict(cols)` (the same column types), token-id columns converted with numpy, without hashing every value for a fingerprint (it gets a random one)"
+    import datasets
+    try:
+        from datasets.arrow_writer import OptimizedTypedSequence
+        from datasets.features.features import generate_from_arrow_type
+        from datasets.fingerprint import generate_random_fingerprint
+        from datasets.table import InMemoryTable
+        data = {k: _int_list_array(v, k) for k, v in cols.items()}
+        data = {k: OptimizedTypedSequence(cols[k], col=k) if a is None else a for k, a in data.items()}
+        table = InMemoryTable.from_pydict(mapping=data)
+        features = {k: s.get_inferred_type() if isinstance(s, OptimizedTypedSequence) else generate_from_arrow_type(s.type) for k, s in data.items()}
+        return datasets.Dataset(table, info=datasets.DatasetInfo(features=datasets.Features(features)), fingerprint=generate_random_fingerprint())
+    except (ImportError, AttributeError, TypeError): return datasets.Dataset.from_dict(cols)  # another `datasets` version
 
 def _split(ds, data_args, seed):
     if not data_args.val_size: return {"train_dataset": ds}
@@ -478,12 +622,9 @@ def get_dataset(data_args:DataArguments, template:Template, tokenizer, stage:str
         print(f"loaded the tokenized dataset from {path} (delete it or set overwrite_cache: true to tokenize again)")
         each = {k.removeprefix("validation_"): dd[k] for k in dd if k.startswith("validation_")}
         return {"train_dataset": dd["train"], **({"eval_dataset": dd["validation"]} if "validation" in dd else {"eval_dataset": each} if each else {})}
-    ds = load_aligned(data_args.dataset, data_args, stage, seed, reports)
-    if data_args.streaming: ds = ds.shuffle(buffer_size=data_args.buffer_size, seed=seed)
-    ds = tokenize_dataset(ds, template, tokenizer, data_args, stage)
-    _check_labels(ds, data_args, stage)
+    ds = _prepare(data_args.dataset, template, tokenizer, data_args, stage, seed, reports, check=True)
     if data_args.eval_dataset:
-        ev = lambda names: tokenize_dataset(load_aligned(names, data_args, stage, seed, reports), template, tokenizer, data_args, stage)
+        ev = lambda names: _prepare(names, template, tokenizer, data_args, stage, seed, reports)
         if data_args.eval_on_each_dataset and len(data_args.eval_dataset) > 1: out = {"train_dataset": ds, "eval_dataset": {n: ev([n]) for n in data_args.eval_dataset}}
         else: out = {"train_dataset": ds, "eval_dataset": ev(data_args.eval_dataset)}
     else: out = _split(ds, data_args, seed)

@@ -5,13 +5,14 @@
 # %% ../nbs/04a_processors.ipynb #52968dc4
 from __future__ import annotations
 import bisect, json
+from types import SimpleNamespace
 from typing import Any
 
 from .hparams import DataArguments
 from .template import Template
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'template_messages', 'encode_supervised',
+__all__ = ['IGNORE_INDEX', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'template_messages', 'encode_supervised', 'batch_ids',
            'BatchTokenizer', 'preprocess_supervised', 'pack_lengths', 'preprocess_packed_supervised',
            'preprocess_pretrain', 'encode_prompt_reply', 'preprocess_pairwise', 'preprocess_feedback',
            'preprocess_unsupervised', 'EncodeError', 'get_preprocess']
@@ -52,9 +53,9 @@ def template_messages(msgs:list[dict]) -> list[dict]:
     return out
 
 def encode_supervised(template:Template, tokenizer, prompt:list[dict], response:list[dict], system:str|None,
-                      cutoff_len:int, train_on_prompt:bool=False, mask_history:bool=False, tools=None) -> tuple[list[int], list[int]]:
-    "input_ids and labels of one conversation"
-    turns = template.encode_multiturn(tokenizer, template_messages(list(prompt) + list(response)), system=system or None, tools=parse_tools(tools))
+                      cutoff_len:int, train_on_prompt:bool=False, mask_history:bool=False, tools=None, turns=None) -> tuple[list[int], list[int]]:
+    "input_ids and labels of one conversation (`turns`: its `encode_multiturn` ids, when already known)"
+    if turns is None: turns = template.encode_multiturn(tokenizer, template_messages(list(prompt) + list(response)), system=system or None, tools=parse_tools(tools))
     if mask_history: turns = turns[::-1]  # keep the last turn when cutting
     input_ids, labels, total = [], [], 0
     for k, (src, tgt) in enumerate(turns):
@@ -69,9 +70,21 @@ def encode_supervised(template:Template, tokenizer, prompt:list[dict], response:
     return input_ids, labels
 
 # %% ../nbs/04a_processors.ipynb #c8535279
+def batch_ids(tokenizer, texts:list[str]) -> list[list[int]]:
+    "Token ids of `texts` without special tokens in one call: straight to the Rust tokenizer when that gives the same ids as `tokenizer(texts)`"
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+    from transformers.tokenization_utils_tokenizers import TokenizersBackend
+    rust, cls = getattr(tokenizer, "_tokenizer", None), type(tokenizer)
+    if (isinstance(tokenizer, TokenizersBackend) and cls._encode_plus is TokenizersBackend._encode_plus
+            and cls.__call__ is PreTrainedTokenizerBase.__call__ and rust.truncation is None and rust.padding is None
+            and rust.encode_special_tokens == bool(tokenizer.split_special_tokens)):
+        enc = getattr(rust, "encode_batch_fast", rust.encode_batch)  # no character offsets: quicker
+        return [e.ids for e in enc(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
 class BatchTokenizer:
     "A tokenizer whose `encode` (without special tokens) answers from a table filled by one batched call"
-    def __init__(self, tokenizer): self.tokenizer, self.table = tokenizer, {}
+    def __init__(self, tokenizer): self.tokenizer, self.table, self.turns = tokenizer, {}, []
     def __getattr__(self, name): return getattr(self.tokenizer, name)
 
     def encode(self, text, add_special_tokens=True, **kw):
@@ -80,15 +93,22 @@ class BatchTokenizer:
         return self.table[text]
 
     def prefill(self, template:Template, convs:list[tuple]) -> "BatchTokenizer":
-        "Tokenize in one call the turn texts of `convs`, tuples (messages, system, tools, add_generation_prompt)"
-        texts = set()
+        "Tokenize in one call the turn texts of `convs`, tuples (messages, system, tools, add_generation_prompt); `turn_ids(k)` then encodes conversation k"
+        texts, self.turns = set(), []
+        specials = SimpleNamespace(bos_token=self.tokenizer.bos_token, eos_token=self.tokenizer.eos_token)  # all a template reads of it, read once
         for msgs, system, tools, gen in convs:
-            try: turns = template.render_turns(template_messages(msgs), system or None, self.tokenizer, parse_tools(tools), add_generation_prompt=gen)
-            except Exception: continue  # the row fails again, with its error, when it is encoded
-            texts.update(t for turn in turns for t in turn if t)
+            try: turns = template.render_turns(template_messages(msgs), system or None, specials, parse_tools(tools), add_generation_prompt=gen)
+            except Exception: turns = None  # the row fails again, with its error, when it is encoded
+            self.turns.append(turns)
+            if turns: texts.update(t for turn in turns for t in turn if t)
         texts = [t for t in texts if t not in self.table]
-        if texts: self.table.update(zip(texts, self.tokenizer(texts, add_special_tokens=False)["input_ids"]))
+        if texts: self.table.update(zip(texts, batch_ids(self.tokenizer, texts)))
         return self
+
+    def turn_ids(self, k:int) -> list[tuple[list[int], list[int]]]|None:
+        "What `template.encode_multiturn` gives for the k-th conversation of `prefill` (None: it could not be rendered)"
+        turns, t = self.turns[k], self.table
+        return None if turns is None else [(t[p] if p else [], t[r] if r else []) for p, r in turns]
 
 # %% ../nbs/04a_processors.ipynb #f6919175
 def _system(batch, i, data_args): return (batch.get("_system") or [""] * (i + 1))[i] or data_args.default_system
@@ -102,7 +122,7 @@ def preprocess_supervised(batch:dict, template:Template, tokenizer, data_args:Da
                                                              for i, (p, r) in enumerate(zip(batch["_prompt"], batch["_response"]))])
     for i, (prompt, response) in enumerate(zip(batch["_prompt"], batch["_response"])):
         ids, labels = encode_supervised(template, tokenizer, prompt, response[:1], _system(batch, i, data_args), data_args.cutoff_len,
-                                        data_args.train_on_prompt, data_args.mask_history, _tools(batch, i))
+                                        data_args.train_on_prompt, data_args.mask_history, _tools(batch, i), turns=tokenizer.turn_ids(i))
         out["input_ids"].append(ids); out["attention_mask"].append([1] * len(ids)); out["labels"].append(labels)
     return out
 
@@ -151,11 +171,13 @@ def preprocess_pretrain(batch:dict, tokenizer, data_args:DataArguments) -> dict:
     return {"input_ids": blocks, "attention_mask": [[1] * len(b) for b in blocks]}
 
 # %% ../nbs/04a_processors.ipynb #199959f9
-def encode_prompt_reply(template:Template, tokenizer, prompt:list[dict], reply:dict|None, system:str|None, tools=None) -> tuple[list[int], list[int]]:
-    "(prompt ids including the generation cue, reply ids) of a conversation whose last turn is `reply` (None: no reply)"
-    msgs = template_messages(list(prompt) + ([reply] if reply else []))
-    turns = template.encode_multiturn(tokenizer, msgs, system=system or None, tools=parse_tools(tools), add_generation_prompt=reply is None)
-    head = [t for src, tgt in turns[:-1] for t in src + tgt]
+def encode_prompt_reply(template:Template, tokenizer, prompt:list[dict], reply:dict|None, system:str|None, tools=None, turns=None) -> tuple[list[int], list[int]]:
+    "(prompt ids including the generation cue, reply ids) of a conversation whose last turn is `reply` (None: no reply; `turns`: its `encode_multiturn` ids if known)"
+    if turns is None:
+        msgs = template_messages(list(prompt) + ([reply] if reply else []))
+        turns = template.encode_multiturn(tokenizer, msgs, system=system or None, tools=parse_tools(tools), add_generation_prompt=reply is None)
+    head = []
+    for src, tgt in turns[:-1]: head += src; head += tgt
     return head + turns[-1][0], (turns[-1][1] if reply else [])
 
 def preprocess_pairwise(batch:dict, template:Template, tokenizer, data_args:DataArguments) -> dict:
@@ -166,8 +188,8 @@ def preprocess_pairwise(batch:dict, template:Template, tokenizer, data_args:Data
                                                              for i, (p, r) in enumerate(zip(batch["_prompt"], batch["_response"])) for k in (0, 1)])
     for i, (prompt, response) in enumerate(zip(batch["_prompt"], batch["_response"])):
         system, tools = _system(batch, i, data_args), _tools(batch, i)
-        p_ids, chosen = encode_prompt_reply(template, tokenizer, prompt, response[0], system, tools)
-        _, rejected = encode_prompt_reply(template, tokenizer, prompt, response[1], system, tools)
+        p_ids, chosen = encode_prompt_reply(template, tokenizer, prompt, response[0], system, tools, tokenizer.turn_ids(2 * i))
+        _, rejected = encode_prompt_reply(template, tokenizer, prompt, response[1], system, tools, tokenizer.turn_ids(2 * i + 1))
         s_len, t_len = infer_seqlen(len(p_ids), max(len(chosen), len(rejected)), data_args.cutoff_len)
         p = p_ids[-s_len:] if s_len else []  # keep the end of the prompt, next to the reply
         p_lab = p if data_args.train_on_prompt else [IGNORE_INDEX] * len(p)
@@ -177,8 +199,8 @@ def preprocess_pairwise(batch:dict, template:Template, tokenizer, data_args:Data
     return out
 
 # %% ../nbs/04a_processors.ipynb #f74d8e8a
-def _encode_one(template, tokenizer, prompt, reply, system, tools, data_args):
-    p, r = encode_prompt_reply(template, tokenizer, prompt, reply, system, tools)
+def _encode_one(template, tokenizer, prompt, reply, system, tools, data_args, turns=None):
+    p, r = encode_prompt_reply(template, tokenizer, prompt, reply, system, tools, turns)
     s_len, t_len = infer_seqlen(len(p), len(r), data_args.cutoff_len)
     p, r = (p[-s_len:] if s_len else []), r[:t_len]
     return p + r, (p if data_args.train_on_prompt else [IGNORE_INDEX] * len(p)) + r
@@ -191,8 +213,8 @@ def preprocess_feedback(batch:dict, template:Template, tokenizer, data_args:Data
                                                              for i, p in enumerate(batch["_prompt"]) for k in (0, 1)])
     for i, (prompt, response) in enumerate(zip(batch["_prompt"], batch["_response"])):
         system, tools = _system(batch, i, data_args), _tools(batch, i)
-        ids, labels = _encode_one(template, tokenizer, prompt, response[0], system, tools, data_args)
-        kl_ids, kl_labels = _encode_one(template, tokenizer, prompt, batch["_response"][(i + 1) % n][0], system, tools, data_args)
+        ids, labels = _encode_one(template, tokenizer, prompt, response[0], system, tools, data_args, tokenizer.turn_ids(2 * i))
+        kl_ids, kl_labels = _encode_one(template, tokenizer, prompt, batch["_response"][(i + 1) % n][0], system, tools, data_args, tokenizer.turn_ids(2 * i + 1))
         tag = (batch.get("_kto_tag") or [True] * n)[i]
         out["input_ids"].append(ids); out["attention_mask"].append([1] * len(ids)); out["labels"].append(labels)
         out["kl_input_ids"].append(kl_ids); out["kl_attention_mask"].append([1] * len(kl_ids)); out["kl_labels"].append(kl_labels)
