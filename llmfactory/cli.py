@@ -4,10 +4,10 @@
 
 # %% ../nbs/10_cli.ipynb #c7b6b17b
 from __future__ import annotations
-import argparse, importlib, platform, sys
+import argparse, importlib, os, platform, sys
 
 # %% auto #0
-__all__ = ['STACK', 'COMMANDS', 'env_info', 'build_parser', 'main']
+__all__ = ['STACK', 'COMMANDS', 'env_info', 'tune_allocator', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #0aef3edb
 STACK = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "tokenizers", "vllm")
@@ -29,6 +29,15 @@ def env_info() -> dict:
     except Exception as e: info["bitsandbytes usable"] = f"no ({type(e).__name__})"
     info["vllm usable"] = "yes" if _version("vllm") and torch.cuda.is_available() else "no (needs the vllm extra and a CUDA GPU)"
     return info
+
+# %% ../nbs/10_cli.ipynb #b3d91f57
+def tune_allocator(env:dict|None=None) -> dict:
+    "Default the allocator settings for training on this platform (PyTorch's huge-page CPU allocation on Linux); returns what it set"
+    env = os.environ if env is None else env
+    want = {"THP_MEM_ALLOC_ENABLE": "1"} if sys.platform.startswith("linux") else {}
+    set_ = {k: v for k, v in want.items() if k not in env}
+    env.update(set_)
+    return set_
 
 # %% ../nbs/10_cli.ipynb #f596092b
 def _cmd_version(ns):
@@ -83,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv:list[str]|None=None) -> int:
     "Run the `llmfactory` command line; returns the exit code"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]: tune_allocator()  # before torch loads
     from llmfactory.hparams import ConfigError
     from llmfactory.data import DataError
-    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if argv[:1] and argv[0] in COMMANDS:  # not through argparse, so that `--help` reaches the command
         ns = argparse.Namespace(command=argv[0], args=argv[1:], func=_run_command)

@@ -17,8 +17,8 @@ from .model import count_parameters, load_model, load_tokenizer
 from .sft import get_template_for, train_and_evaluate
 
 # %% auto #0
-__all__ = ['NO_REFERENCE', 'sequence_logps', 'row_logps', 'get_ref_model', 'reference', 'preference_loss', 'MetricsMixin',
-           'DPOTrainer', 'preference_accuracy', 'run_dpo', 'pair_rows', 'pad', 'pair_collator']
+__all__ = ['NO_REFERENCE', 'sequence_logps', 'head_at', 'row_logps', 'get_ref_model', 'reference', 'preference_loss',
+           'MetricsMixin', 'DPOTrainer', 'preference_accuracy', 'run_dpo', 'pair_rows', 'pad', 'pair_collator']
 
 # %% ../nbs/07c_dpo.ipynb #d603ceb4
 def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,10 +29,25 @@ def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tens
     return (logps * mask).sum(-1), mask.sum(-1)
 
 # %% ../nbs/07c_dpo.ipynb #ad57234a
+@contextmanager
+def head_at(model, sel:torch.Tensor):
+    "Inside: the output layer of `model` sees only the hidden states where the (rows, length) mask `sel` is True, as one row"
+    head = getattr(model, "module", model).get_output_embeddings()
+    if head is None: raise ValueError("the model has no output embeddings to select positions for")
+    h = head.register_forward_pre_hook(lambda mod, args: (args[0][sel][None], *args[1:]))
+    try: yield
+    finally: h.remove()
+
 def row_logps(model, inputs:dict, padding_free:bool=True) -> tuple[torch.Tensor, torch.Tensor]:
-    "`sequence_logps` of `model` on a padded batch; padding-free, the batch runs as one row of its real tokens"
+    "`sequence_logps` of `model` on a padded batch, with logits only where a label follows; padding-free, the batch runs as one row of its real tokens"
     ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
-    if not padding_free: return sequence_logps(model(input_ids=ids, attention_mask=mask, use_cache=False).logits, labels)
+    if not padding_free:
+        nxt = labels[:, 1:]
+        sel = F.pad(nxt != IGNORE_INDEX, (0, 1), value=False)  # position t predicts the label at t+1
+        with head_at(model, sel): logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[0]
+        tok = -F.cross_entropy(logits.float(), nxt[sel[:, :-1]], reduction="none")
+        rows = sel.nonzero()[:, 0]
+        return tok.new_zeros(len(ids)).index_add(0, rows, tok), sel.sum(-1)
     keep = mask.bool()
     lens = keep.sum(-1)
     pos = torch.cat([torch.arange(int(n), device=ids.device) for n in lens])
@@ -41,7 +56,7 @@ def row_logps(model, inputs:dict, padding_free:bool=True) -> tuple[torch.Tensor,
     m = lab != IGNORE_INDEX
     at = m.nonzero()[:, 0]  # positions whose next token is a label: the only logits computed
     logits = model(input_ids=ids[keep][None], position_ids=pos[None], use_cache=False, logits_to_keep=at).logits[0]
-    tok = torch.gather(logits.float().log_softmax(-1), 1, lab[at][:, None])[:, 0]
+    tok = -F.cross_entropy(logits.float(), lab[at], reduction="none")
     return tok.new_zeros(len(lens)).index_add(0, seg[at], tok), lens.new_zeros(len(lens)).index_add(0, seg, m.long())
 
 # %% ../nbs/07c_dpo.ipynb #6b9b3501
@@ -106,14 +121,14 @@ class DPOTrainer(MetricsMixin, StageTrainer):
         self.f, self.ref_model, self.padding_free = finetuning_args, ref_model, padding_free
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        f, labels = self.f, inputs["labels"]
-        logps, lens = row_logps(model, inputs, self.padding_free)
-        b = len(logps) // 2
+        f = self.f
+        b = len(inputs["input_ids"]) // 2
         ref_c = ref_r = None
-        if f.pref_loss not in NO_REFERENCE:
+        if f.pref_loss not in NO_REFERENCE:  # first: nothing of the policy's pass is held while it runs
             with torch.no_grad(), reference(self.accelerator.unwrap_model(model), self.ref_model) as ref:
                 ref_logps = row_logps(ref, inputs, self.padding_free)[0]
             ref_c, ref_r = ref_logps[:b], ref_logps[b:]
+        logps, lens = row_logps(model, inputs, self.padding_free)
         losses, r_c, r_r = preference_loss(f, logps[:b], logps[b:], lens[:b], lens[b:], ref_c, ref_r)
         if f.pref_ftx > 0: losses = losses + f.pref_ftx * (-logps[:b] / lens[:b])
         self.store(**{"rewards/chosen": r_c.mean(), "rewards/rejected": r_r.mean(), "rewards/margins": (r_c - r_r).mean(),
