@@ -1,23 +1,38 @@
-"""Learning proof: each training stage on the tiny model (CPU, fp32) on the synthetic arithmetic task.
+"""Learning proof: each training stage on the tiny model (CPU, fp32) on a synthetic task, addition of two numbers 0..99.
 
-    python bench/learning.py [--quick]
+    python bench/learning.py [--quick] [--check] [--stages pt,sft,rm,dpo,orpo,simpo,kto,ppo,grpo]
 
-Prints one line per stage: the stage's own figure before and after training, on held-out data, and the time.
-pt then sft: exact match of greedy answers; rm: pairwise accuracy; dpo/kto/orpo/simpo: preference accuracy
-(policy log-prob of the correct sum > a wrong sum); ppo/grpo: mean reward of sampled answers.
-The data are built here from llmfactory.demo.arithmetic_split in the data pipeline's formats.
-rm, dpo, kto, orpo and simpo start from the untrained tiny model (preference accuracy ~50%): to prefer the right sum they must
-learn addition from the pairs alone. ppo and grpo start from the sft model, as in the InstructGPT recipe (sft -> rm -> ppo).
+Prints one line per stage: the stage's own figure on held-out problems (disjoint from the training ones) before and
+after training, and the time taken. With --check it exits with status 1 when a stage misses its target (the full
+run's targets, or lower ones with --quick, the shortened version CI runs to catch regressions).
 
-Status (full run, tiny-qwen2, CPU): sft reaches 0.91 held-out exact match; orpo (which carries an SFT term) raises
-held-out preference accuracy 0.43 -> 0.77; rm, dpo, simpo and kto fit their training pairs (0.6-0.8) but do not yet
-generalise to held-out pairs (~0.5), and ppo/grpo rewards move little within 60 steps. Those figures are below the
-targets; more epochs, or starting the preference stages from a partly trained model, are the next things to try.
-The reward model from the sft model: 0.59 -> 0.53 at lr 1e-4 for 2 epochs, 0.69 at 3e-4 for 6 epochs, 0.57 at 1e-3
-(--rm-lr, --rm-epochs; --sft-dir reuses a saved sft model between such trials). DPO from the untrained model with
-an SFT term (--pref-ftx 1.0): 0.425 -> 0.545 held-out preference accuracy in 12 epochs.
+- pt then sft (full tuning, from the untrained model): exact match of greedy answers (target >= 0.9).
+- The preference and RL stages start from one policy, "sloppy": sft on demonstrations of a careless annotator who
+  writes the sum one too high in half of the rows. It answers with the sum or the sum + 1 about equally often, so it
+  prefers the right sum of a held-out pair (chosen: the sum; rejected: the sum + 1, the annotator's slip) about half
+  of the time. This is the situation preference tuning is for: the model can produce the good answer and the bad
+  one, and the pairs tell it which is which.
+- rm (from the sloppy policy with a new score head, as InstructGPT starts it from the sft model): held-out pairwise
+  accuracy (target >= 0.9).
+- dpo, orpo, simpo, kto (full tuning, pref_beta 0.1; simpo 0.25): held-out preference accuracy, the share of pairs
+  whose chosen reply gets the higher log-probability (target >= 0.9); then the held-out exact match of the policy.
+- ppo (reward: the rm above) and grpo (reward: number_match, 1 / (1 + |answer - sum|)): the mean number_match reward
+  of answers sampled at temperature 1 on held-out prompts, before and after; ppo also prints the reward model's
+  score of its training samples, first and last logged. Targets: grpo's held-out reward and ppo's reward-model score
+  rise. PPO does raise the score of its reward model, but that model has only seen the slip "one too high", and the
+  policy drifts to answers that are too low: its held-out number_match falls (reward hacking, shown as measured).
+
+pt before sft: in this task, pretraining on the problems written as text does not help sft (12 sft epochs after pt:
+0.91; from the untrained model: 1.00), so --quick leaves pt out.
+
+Figures measured here (full run, tiny-qwen2, CPU, November 2026) are in the closing note of the stages issue; the
+trials that led to this design: from the untrained model, dpo/simpo/kto fit their training pairs but stay at ~0.5
+on held-out pairs (one bit per pair is too little to learn addition from); with off-by-one-either-way slips
+(`--noise pm1`, two rows in three) the sloppy policy already prefers the right sum (0.75) and dpo does not move it;
+without the SFT term (`--pref-ftx 0`) dpo and simpo reach 0.985 preference accuracy while the likelihood of both
+replies falls and their greedy answers collapse (exact match 0.475 -> 0.01), hence pref_ftx 1.0 for them.
 """
-import argparse, tempfile, time, warnings
+import argparse, random, tempfile, time, warnings
 warnings.filterwarnings("ignore")
 import torch
 from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq, set_seed
@@ -25,7 +40,7 @@ from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq
 from llmfactory.data import IGNORE_INDEX
 from llmfactory.demo import arithmetic_split
 from llmfactory.dpo import DPOTrainer, get_ref_model, pair_collator, pair_rows, preference_accuracy
-from llmfactory.grpo import GRPOTrainer, get_reward_funcs
+from llmfactory.grpo import GRPOTrainer, get_reward_funcs, number_match
 from llmfactory.hparams import get_train_args
 from llmfactory.kto import KTOTrainer, kto_collator, kto_rows
 from llmfactory.model import load_model, load_tokenizer
@@ -34,21 +49,32 @@ from llmfactory.rm import RewardTrainer, load_reward_model, pairwise_accuracy
 from llmfactory.callbacks import StageTrainer
 from llmfactory.template import get_template
 
-p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true")
+p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true", help="the shortened version (CI)")
+p.add_argument("--check", action="store_true", help="exit with status 1 when a stage misses its target")
 p.add_argument("--model", default="tiny-qwen2")  # its tokenizer splits numbers into digits, which makes addition learnable
-p.add_argument("--stages", default="pt,sft,rm,dpo,orpo,simpo,kto,ppo,grpo", help="comma-separated; ppo and grpo need sft")
+p.add_argument("--stages", default=None, help="comma-separated (default: all; --quick leaves out pt); ppo needs rm")
 p.add_argument("--pref-epochs", type=int, default=None, help="epochs of rm/dpo/orpo/simpo/kto")
 p.add_argument("--pairs", type=int, default=None, help="training pairs of rm/dpo/orpo/simpo/kto")
-p.add_argument("--sft-dir", default=None, help="reuse the sft model saved here by an earlier run (written there when missing)")
-p.add_argument("--pref-ftx", type=float, default=0.0, help="SFT term added to dpo/simpo/kto (pref_ftx)")
-p.add_argument("--rm-lr", type=float, default=3e-3, help="learning rate of the reward model")
-p.add_argument("--rm-epochs", type=int, default=None, help="epochs of the reward model (default: --pref-epochs)")
+p.add_argument("--pref-ftx", type=float, default=1.0, help="SFT term (pref_ftx) of dpo and simpo")
+p.add_argument("--rm-lr", type=float, default=1e-3, help="learning rate of the reward model")
+p.add_argument("--rm-epochs", type=int, default=None, help="epochs of the reward model (default: twice --pref-epochs)")
+p.add_argument("--sft-epochs", type=int, default=None, help="epochs of sft and of the sloppy policy (default 12, quick 8)")
+p.add_argument("--base-dir", default=None, help="reuse the starting policy (sft on sloppy data) saved here by an earlier run (written there when missing)")
+p.add_argument("--threads", type=int, default=None, help="torch threads")
+p.add_argument("--noise", default="plus1", choices=["pm1", "plus1"], help="the sloppy demonstrations: off by one either way (2 rows in 3), or one too high (1 row in 2)")
+p.add_argument("--wrong", type=int, default=1, help="pairs per training problem, each with another wrong sum")
+p.add_argument("--pref-lr", type=float, default=1e-3, help="learning rate of dpo/orpo/simpo/kto")
+p.add_argument("--beta", type=float, default=None, help="pref_beta of dpo/orpo/kto (simpo: 2.5x)")
 opt = p.parse_args()
-STAGES = opt.stages.split(",")
-n_train, n_test = (600, 100) if opt.quick else (2000, 200)
-EPOCHS = opt.pref_epochs or (2 if opt.quick else 12)  # of the preference stages
-N_PAIRS = opt.pairs or (300 if opt.quick else 2000)  # training pairs of the preference stages
-train, test = arithmetic_split(n_train, n_test, seed=0)
+STAGES = (opt.stages or ("sft,rm,dpo,orpo,simpo,kto,ppo,grpo" if opt.quick else "pt,sft,rm,dpo,orpo,simpo,kto,ppo,grpo")).split(",")
+if opt.threads: torch.set_num_threads(opt.threads)
+n_train, n_test = (2000, 100) if opt.quick else (2000, 200)
+EPOCHS = opt.pref_epochs or (2 if opt.quick else 4)  # of the preference stages
+SFT_EPOCHS = opt.sft_epochs or (8 if opt.quick else 12)  # of sft and the sloppy policy
+N_PAIRS = opt.pairs or 2000  # training pairs of the preference stages
+# the preference stages may use more problems than sft (up to all 10,000 - n_test): the test problems stay disjoint
+problems, test = arithmetic_split(max(n_train, N_PAIRS), n_test, seed=0)
+train = problems[:n_train]
 
 def targs(stage, **kw):
     base = dict(model_name_or_path=opt.model, stage=stage, warmup_ratio=0.05, dataset="unused", output_dir=tempfile.mkdtemp(), per_device_train_batch_size=16,
@@ -82,7 +108,26 @@ def exact_match(model, rows):
     tok.padding_side = "right"
     return hits / len(rows)
 
-def line(stage, what, before, after, t0): print(f"{stage:6s} {what:22s} {before:6.3f} -> {after:6.3f}   {time.time() - t0:6.1f}s", flush=True)
+@torch.no_grad()
+def sampled_reward(model, rows, n=2):
+    "Mean number_match reward of `n` answers per prompt sampled at temperature 1"
+    model.eval(); rewards = []
+    tok.padding_side = "left"
+    for i in range(0, len(rows), 50):
+        batch = rows[i:i + 50]
+        prompts = [template.render([{"role": "user", "content": r["instruction"]}], add_generation_prompt=True, tokenizer=tok) for r in batch]
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        out = model.generate(**enc, max_new_tokens=6, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, num_return_sequences=n,
+                             pad_token_id=tok.pad_token_id, eos_token_id=stop)
+        texts = [tok.decode(o[enc["input_ids"].shape[1]:], skip_special_tokens=True) for o in out]
+        rewards += number_match(None, texts, [r["output"] for r in batch for _ in range(n)])
+    tok.padding_side = "right"
+    return sum(rewards) / len(rewards)
+
+results = {}  # (stage, figure) -> (before, after)
+def line(stage, what, before, after, t0):
+    results[stage, what] = before, after
+    print(f"{stage:6s} {what:26s} {before:6.3f} -> {after:6.3f}   {time.time() - t0:6.1f}s", flush=True)
 
 # pt then sft (full tuning): the pt text is the training problems written out, the sft data the same problems as chat
 set_seed(0)
@@ -98,46 +143,101 @@ if "pt" in STAGES:
   line("pt", "held-out exact match", em0, exact_match(model, test), t0)
 if "sft" in STAGES:
   t0 = time.time()
-  a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=6 if opt.quick else 12)
+  a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=SFT_EPOCHS)
   StageTrainer(model=model, args=a.training, data_collator=DataCollatorForSeq2Seq(tok, label_pad_token_id=IGNORE_INDEX), train_dataset=sft_rows(train)).train()
   line("sft", "held-out exact match", em0, exact_match(model, test), t0)
-  sft_dir = opt.sft_dir or tempfile.mkdtemp(); model.save_pretrained(sft_dir); tok.save_pretrained(sft_dir)
-elif opt.sft_dir: sft_dir = opt.sft_dir; STAGES.append("sft")
 
-pairs_train, pairs_test = pair_rows(tok, template, rows=train[:N_PAIRS], seed=1), pair_rows(tok, template, rows=test, seed=2)
+# the sloppy annotator: the sum, or the sum off by one
+SLIPS = {"pm1": (-1, 0, 1), "plus1": (0, 1)}[opt.noise]
+def slip(s, rng, slips):
+    d = rng.choice(slips)
+    return s + (abs(d) if s + d < 0 else d)
+
+def sloppy_rows(rows, seed): rng = random.Random(seed); return [r | {"output": str(slip(int(r["output"]), rng, SLIPS))} for r in rows]
+
+def answer_pairs(rows, wrong):
+    "prompt + the right sum (chosen), prompt + `wrong(sum)` (rejected)"
+    out = []
+    for r in rows:
+        row = {}
+        for side, reply in (("chosen", r["output"]), ("rejected", str(wrong(int(r["output"]))))):
+            (pr, an), = template.encode_multiturn(tok, [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": reply}])
+            row |= {f"{side}_input_ids": pr + an, f"{side}_attention_mask": [1] * (len(pr) + len(an)), f"{side}_labels": [IGNORE_INDEX] * len(pr) + an}
+        out.append(row)
+    return out
+
+def off_by_one_pairs(rows, seed):
+    "the annotator's slips as rejected replies"
+    rng = random.Random(seed)
+    return answer_pairs(rows, lambda s: slip(s, rng, [d for d in SLIPS if d]))
+
+pairs_train = [p for k in range(opt.wrong) for p in off_by_one_pairs(problems[:N_PAIRS], seed=1 + 10 * k)]
+pairs_test = off_by_one_pairs(test, seed=2)
+# the reward model learns from the same pairs (a variant that also showed it the sum one too low, to keep PPO from
+# rewarding low answers, reached only 0.6-0.86 held-out pair accuracy)
+rm_pairs_train, rm_pairs_test = pairs_train, pairs_test
+
+# the starting policy of the preference and RL stages: sft on the sloppy annotator's demonstrations. It answers with the
+# sum or a neighbour about equally often, so it prefers the right sum of a held-out pair about half of the time.
+from pathlib import Path
+base_dir = opt.base_dir
+if not (base_dir and (Path(base_dir) / "config.json").exists()) and any(s in STAGES for s in ("rm", "dpo", "orpo", "simpo", "kto", "ppo", "grpo")):
+  t0 = time.time(); set_seed(0)
+  a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=SFT_EPOCHS)
+  base = load_model(tok, a.model, a.finetuning, is_trainable=True)
+  StageTrainer(model=base, args=a.training, data_collator=DataCollatorForSeq2Seq(tok, label_pad_token_id=IGNORE_INDEX), train_dataset=sft_rows(sloppy_rows(train, seed=3))).train()
+  line("sloppy", "held-out exact match", 0.0, exact_match(base, test), t0)
+  print(f"sloppy held-out pref accuracy  {preference_accuracy(base, pairs_test, pair_collator):.3f}", flush=True)
+  base_dir = base_dir or tempfile.mkdtemp(); base.save_pretrained(base_dir); tok.save_pretrained(base_dir)
 
 if "rm" in STAGES or "ppo" in STAGES:
   t0 = time.time(); set_seed(0)
   # the reward model starts from the sft model when there is one (as in InstructGPT), with a new, untrained score head
-  a = targs("rm", finetuning_type="full", learning_rate=opt.rm_lr, num_train_epochs=opt.rm_epochs or EPOCHS,
-            **({"model_name_or_path": sft_dir} if "sft" in STAGES else {}))
+  a = targs("rm", finetuning_type="full", learning_rate=opt.rm_lr, num_train_epochs=opt.rm_epochs or 2 * EPOCHS,
+            model_name_or_path=base_dir)
   rm = load_reward_model(tok, a.model, a.finetuning, is_trainable=True)
-  acc0 = pairwise_accuracy(rm, pairs_test, pair_collator)
-  RewardTrainer(model=rm, args=a.training, data_collator=pair_collator, train_dataset=pairs_train).train()
-  line("rm", "held-out pair accuracy", acc0, pairwise_accuracy(rm, pairs_test, pair_collator), t0)
+  acc0 = pairwise_accuracy(rm, rm_pairs_test, pair_collator)
+  RewardTrainer(model=rm, args=a.training, data_collator=pair_collator, train_dataset=rm_pairs_train).train()
+  line("rm", "held-out pair accuracy", acc0, pairwise_accuracy(rm, rm_pairs_test, pair_collator), t0)
 
-# a beta of 1-2.5 instead of the default 0.1: from an untrained model the small default makes the gradients ~20x weaker than SFT's
-for name, kw in (("dpo", {"pref_beta": 1.0}), ("orpo", {"pref_loss": "orpo", "pref_beta": 1.0}), ("simpo", {"pref_loss": "simpo", "pref_beta": 2.5}),
-                 ("kto", {"pref_beta": 1.0})):
+B = opt.beta or 0.1
+for name, kw in (("dpo", {"pref_beta": B}), ("orpo", {"pref_loss": "orpo", "pref_beta": B}), ("simpo", {"pref_loss": "simpo", "pref_beta": 2.5 * B}),
+                 ("kto", {"pref_beta": B})):
     if name not in STAGES: continue
     t0 = time.time(); set_seed(0)
-    a = targs("kto" if name == "kto" else "dpo", finetuning_type="full", **kw, **({"pref_ftx": opt.pref_ftx} if name != "orpo" else {}))
+    a = targs("kto" if name == "kto" else "dpo", finetuning_type="full", learning_rate=opt.pref_lr, **kw, model_name_or_path=base_dir, **({"pref_ftx": opt.pref_ftx} if name in ("dpo", "simpo") else {}))
     pol = load_model(tok, a.model, a.finetuning, is_trainable=True)
     acc0 = preference_accuracy(pol, pairs_test, pair_collator)
+    em0 = exact_match(pol, test)
     if name == "kto": KTOTrainer(model=pol, args=a.training, finetuning_args=a.finetuning, ref_model=get_ref_model(a, tok), data_collator=kto_collator, train_dataset=kto_rows(pairs_train)).train()
     else: DPOTrainer(model=pol, args=a.training, finetuning_args=a.finetuning, ref_model=get_ref_model(a, tok), data_collator=pair_collator, train_dataset=pairs_train).train()
     line(name, "held-out pref accuracy", acc0, preference_accuracy(pol, pairs_test, pair_collator), t0)
+    line(name, "held-out exact match", em0, exact_match(pol, test), t0)
 
 prompts = prompt_rows(tok, template, train)
 collate = lambda rows: prompt_collator(rows, tok.pad_token_id)
 for name in ("ppo", "grpo"):
     if name not in STAGES: continue
     t0 = time.time(); set_seed(0)
-    a = targs(name, model_name_or_path=sft_dir, learning_rate=1e-3, per_device_train_batch_size=16, max_steps=15 if opt.quick else 60, warmup_ratio=0.0, logging_steps=5, max_new_tokens=6, temperature=1.0, ppo_epochs=2)
+    a = targs(name, model_name_or_path=base_dir, learning_rate=1e-3, per_device_train_batch_size=16, max_steps=30 if opt.quick else 60, warmup_ratio=0.0, logging_steps=5, max_new_tokens=6, temperature=1.0, ppo_epochs=2)
     pol = load_model(tok, a.model, a.finetuning, is_trainable=True)
+    torch.manual_seed(1); r0 = sampled_reward(pol, test)
     common = dict(model=pol, args=a.training, finetuning_args=a.finetuning, generating_args=a.generating, stop_ids=stop, processing_class=tok,
                   train_dataset=prompts, data_collator=collate)
     tr = PPOTrainer(reward_model=rm.eval(), **common) if name == "ppo" else GRPOTrainer(reward_funcs=get_reward_funcs("number_match"), **common)
     tr.train()
-    r = [l["reward"] for l in tr.state.log_history if "reward" in l]
-    line(name, "mean sampled reward" + (" (rm)" if name == "ppo" else " (num)"), r[0], r[-1], t0)
+    torch.manual_seed(1); line(name, "held-out sampled reward", r0, sampled_reward(pol, test), t0)
+    if name == "ppo":
+        r = [l["reward"] for l in tr.state.log_history if "reward" in l]
+        line(name, "rm score of its samples", r[0], r[-1], t0)
+
+# targets: the issue's figures for the full run; for --quick, lower ones that a regression would still miss
+TARGET = 0.75 if opt.quick else 0.9
+missed = []
+for (stage, what), (before, after) in results.items():
+    if (stage, what) in (("grpo", "held-out sampled reward"), ("ppo", "rm score of its samples")): ok = after > before
+    elif what in ("held-out pair accuracy", "held-out pref accuracy") or (stage == "sft" and what == "held-out exact match"): ok = after >= TARGET
+    else: continue
+    if not ok: missed.append(f"{stage} {what} {before:.3f} -> {after:.3f}")
+print("all stages met their targets" if not missed else "missed: " + "; ".join(missed))
+if opt.check and missed: raise SystemExit(1)
