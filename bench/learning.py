@@ -33,13 +33,14 @@ without the SFT term (`--pref-ftx 0`) dpo and simpo reach 0.985 preference accur
 replies falls and their greedy answers collapse (exact match 0.475 -> 0.01), hence pref_ftx 1.0 for them.
 """
 import argparse, random, tempfile, time, warnings
+from pathlib import Path
 warnings.filterwarnings("ignore")
 import torch
 from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq, set_seed
 
 from llmfactory.data import IGNORE_INDEX
 from llmfactory.demo import arithmetic_split
-from llmfactory.dpo import DPOTrainer, get_ref_model, pair_collator, pair_rows, preference_accuracy
+from llmfactory.dpo import DPOTrainer, get_ref_model, pair_collator, preference_accuracy
 from llmfactory.grpo import GRPOTrainer, get_reward_funcs, number_match
 from llmfactory.hparams import get_train_args
 from llmfactory.kto import KTOTrainer, kto_collator, kto_rows
@@ -175,11 +176,9 @@ pairs_train = [p for k in range(opt.wrong) for p in off_by_one_pairs(problems[:N
 pairs_test = off_by_one_pairs(test, seed=2)
 # the reward model learns from the same pairs (a variant that also showed it the sum one too low, to keep PPO from
 # rewarding low answers, reached only 0.6-0.86 held-out pair accuracy)
-rm_pairs_train, rm_pairs_test = pairs_train, pairs_test
 
 # the starting policy of the preference and RL stages: sft on the sloppy annotator's demonstrations. It answers with the
 # sum or a neighbour about equally often, so it prefers the right sum of a held-out pair about half of the time.
-from pathlib import Path
 base_dir = opt.base_dir
 if not (base_dir and (Path(base_dir) / "config.json").exists()) and any(s in STAGES for s in ("rm", "dpo", "orpo", "simpo", "kto", "ppo", "grpo")):
   t0 = time.time(); set_seed(0)
@@ -196,9 +195,9 @@ if "rm" in STAGES or "ppo" in STAGES:
   a = targs("rm", finetuning_type="full", learning_rate=opt.rm_lr, num_train_epochs=opt.rm_epochs or 2 * EPOCHS,
             model_name_or_path=base_dir)
   rm = load_reward_model(tok, a.model, a.finetuning, is_trainable=True)
-  acc0 = pairwise_accuracy(rm, rm_pairs_test, pair_collator)
-  RewardTrainer(model=rm, args=a.training, data_collator=pair_collator, train_dataset=rm_pairs_train).train()
-  line("rm", "held-out pair accuracy", acc0, pairwise_accuracy(rm, rm_pairs_test, pair_collator), t0)
+  acc0 = pairwise_accuracy(rm, pairs_test, pair_collator)
+  RewardTrainer(model=rm, args=a.training, data_collator=pair_collator, train_dataset=pairs_train).train()
+  line("rm", "held-out pair accuracy", acc0, pairwise_accuracy(rm, pairs_test, pair_collator), t0)
 
 B = opt.beta or 0.1
 for name, kw in (("dpo", {"pref_beta": B}), ("orpo", {"pref_loss": "orpo", "pref_beta": B}), ("simpo", {"pref_loss": "simpo", "pref_beta": 2.5 * B}),
