@@ -13,10 +13,11 @@ from .hparams import ConfigError, FinetuningArguments, ModelArguments
 from .tiny import resolve_model_path
 
 # %% auto #0
-__all__ = ['HEAD_NAMES', 'use_modelscope', 'resolve_model_source', 'load_tokenizer', 'get_compute_dtype',
-           'get_attn_implementation', 'configure_rope', 'find_all_linear_modules', 'load_config', 'model_skeleton',
-           'resolve_lora_target', 'check_module_names', 'check_model_setup', 'trainable_layer_ids', 'init_adapter',
-           'count_parameters', 'load_model', 'loftq_initialize', 'PissaConvertCallback', 'method_callbacks']
+__all__ = ['PACKED_SDPA', 'HEAD_NAMES', 'use_modelscope', 'resolve_model_source', 'load_tokenizer', 'get_compute_dtype',
+           'get_attn_implementation', 'packed_segments', 'packed_sdpa_attention', 'register_packed_sdpa',
+           'configure_rope', 'find_all_linear_modules', 'load_config', 'model_skeleton', 'resolve_lora_target',
+           'check_module_names', 'check_model_setup', 'trainable_layer_ids', 'init_adapter', 'count_parameters',
+           'load_model', 'loftq_initialize', 'PissaConvertCallback', 'method_callbacks']
 
 # %% ../nbs/05_model.ipynb #f01d7ec6
 def _installed(name:str) -> bool:
@@ -88,6 +89,40 @@ def get_attn_implementation(model_args:ModelArguments) -> str|None:
     from transformers.utils import is_flash_attn_3_available
     if not is_flash_attn_3_available(): raise ConfigError("flash_attn: fa3 needs a Hopper GPU and flash-attn 3; use flash_attn: sdpa or auto instead")
     return "flash_attention_3"
+
+# %% ../nbs/05_model.ipynb #aee4ceb0
+PACKED_SDPA = "packed_sdpa"
+_segments_cache = [None, None]  # the last position_ids seen and their segments: every layer gets the same tensor
+
+def packed_segments(position_ids:torch.Tensor|None) -> list[tuple[int, int]]|None:
+    "(start, end) of each example of a padding-free row, where its `position_ids` restart; None unless one row holds several"
+    if position_ids is None or position_ids.ndim != 2 or position_ids.shape[0] != 1: return None
+    if _segments_cache[0] is position_ids: return _segments_cache[1]
+    p = position_ids[0]
+    starts = [0] + (torch.diff(p) != 1).nonzero()[:, 0].add(1).tolist()
+    segs = list(zip(starts, starts[1:] + [len(p)])) if len(starts) > 1 else None
+    _segments_cache[:] = position_ids, segs
+    return segs
+
+def packed_sdpa_attention(module, query, key, value, attention_mask, dropout:float=0.0, scaling:float|None=None, is_causal:bool|None=None, **kwargs):
+    "transformers' SDPA attention, run on each example of a padding-free row on its own (causal, no mask)"
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    segs = packed_segments(kwargs.get("position_ids"))
+    window = getattr(module, "sliding_window", None)
+    if (segs is None or query.device.type != "cpu" or query.shape[2] != key.shape[2] or not getattr(module, "is_causal", True) or kwargs.get("position_bias") is not None
+            or (window and max(e - s for s, e in segs) > window)):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs)
+    outs = [sdpa_attention_forward(module, query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], None, dropout=dropout, scaling=scaling,
+                                   is_causal=True, **kwargs)[0] for s, e in segs]
+    return torch.cat(outs, dim=1), None
+
+def register_packed_sdpa() -> str:
+    "Register `packed_sdpa_attention` (and SDPA's mask builder) with transformers under `packed_sdpa`; returns that name"
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+    AttentionInterface.register(PACKED_SDPA, packed_sdpa_attention)
+    AttentionMaskInterface.register(PACKED_SDPA, sdpa_mask)
+    return PACKED_SDPA
 
 # %% ../nbs/05_model.ipynb #c4035172
 def configure_rope(config, model_args:ModelArguments) -> None:
@@ -352,6 +387,8 @@ def load_model(tokenizer, model_args:ModelArguments, finetuning_args:FinetuningA
     if model_args.upcast_layernorm: _upcast_norms(model)
     if model_args.upcast_lmhead_output:
         model.get_output_embeddings().register_forward_hook(lambda m, i, o: o.float())
+    if is_trainable and model.config._attn_implementation == "sdpa" and model._can_set_attn_implementation():
+        model.set_attn_implementation(register_packed_sdpa())  # padding-free rows without a mask
     if is_trainable:
         if qconfig is not None or _prequantized(config):
             from peft import prepare_model_for_kbit_training
