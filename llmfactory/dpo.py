@@ -14,11 +14,11 @@ from .callbacks import LogCallback, StageTrainer, setup_trackers
 from .data import IGNORE_INDEX, get_collator, get_dataset
 from .hparams import FinetuningArguments, TrainArgs
 from .model import count_parameters, load_model, load_tokenizer
-from .sft import get_template_for, train_and_evaluate
+from .sft import get_template_for, head_at, train_and_evaluate
 
 # %% auto #0
-__all__ = ['NO_REFERENCE', 'sequence_logps', 'head_at', 'row_logps', 'get_ref_model', 'reference', 'preference_loss',
-           'MetricsMixin', 'DPOTrainer', 'preference_accuracy', 'run_dpo', 'pair_rows', 'pad', 'pair_collator']
+__all__ = ['NO_REFERENCE', 'sequence_logps', 'row_logps', 'get_ref_model', 'reference', 'preference_loss', 'MetricsMixin',
+           'DPOTrainer', 'preference_accuracy', 'run_dpo', 'pair_rows', 'pad', 'pair_collator']
 
 # %% ../nbs/07c_dpo.ipynb #d603ceb4
 def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,15 +29,6 @@ def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tens
     return (logps * mask).sum(-1), mask.sum(-1)
 
 # %% ../nbs/07c_dpo.ipynb #ad57234a
-@contextmanager
-def head_at(model, sel:torch.Tensor):
-    "Inside: the output layer of `model` sees only the hidden states where the (rows, length) mask `sel` is True, as one row"
-    head = getattr(model, "module", model).get_output_embeddings()
-    if head is None: raise ValueError("the model has no output embeddings to select positions for")
-    h = head.register_forward_pre_hook(lambda mod, args: (args[0][sel][None], *args[1:]))
-    try: yield
-    finally: h.remove()
-
 def row_logps(model, inputs:dict, padding_free:bool=True) -> tuple[torch.Tensor, torch.Tensor]:
     "`sequence_logps` of `model` on a padded batch, with logits only where a label follows; padding-free, the batch runs as one row of its real tokens"
     ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]

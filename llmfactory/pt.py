@@ -5,11 +5,11 @@
 # %% ../nbs/07a_pt.ipynb #b001afa6
 from __future__ import annotations
 
-from .callbacks import LogCallback, StageTrainer, setup_trackers
+from .callbacks import LogCallback, setup_trackers
 from .data import get_collator, get_dataset
 from .hparams import TrainArgs
 from .model import count_parameters, load_model, load_tokenizer
-from .sft import get_template_for, train_and_evaluate
+from .sft import CausalLMTrainer, get_template_for, train_and_evaluate
 
 # %% auto #0
 __all__ = ['run_pt']
@@ -26,6 +26,6 @@ def run_pt(args:TrainArgs, callbacks:list|None=None) -> dict:
     t.gradient_checkpointing, t.remove_unused_columns = False, False
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    trainer = StageTrainer(model=model, args=t, data_collator=get_collator(tokenizer, stage="pt"), processing_class=tokenizer,
-                           callbacks=[LogCallback(), *(callbacks or [])], **datasets)
+    trainer = CausalLMTrainer(model=model, args=t, data_collator=get_collator(tokenizer, stage="pt"), processing_class=tokenizer,
+                              callbacks=[LogCallback(), *(callbacks or [])], label_logits_only=not m.enable_liger_kernel, **datasets)
     return train_and_evaluate(trainer, args, "eval_dataset" in datasets)

@@ -5,17 +5,22 @@
 # %% ../nbs/07_sft.ipynb #fb401b84
 from __future__ import annotations
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+
 from .callbacks import LogCallback, StageTrainer, plot_loss, read_log, setup_trackers
-from .data import get_collator, get_dataset
+from .data import IGNORE_INDEX, get_collator, get_dataset
 from .hparams import DataArguments, ModelArguments, TrainArgs, get_train_args
 from .model import count_parameters, load_model, load_tokenizer, method_callbacks
 from .optim import check_optimizer_args, create_optimizer
 from .template import get_template
 
 # %% auto #0
-__all__ = ['resolve_checkpoint', 'use_padding_free', 'get_template_for', 'train_and_evaluate', 'run_sft']
+__all__ = ['PLAIN_HEAD_MODELS', 'resolve_checkpoint', 'use_padding_free', 'head_at', 'linear_cross_entropy', 'plain_head',
+           'CausalLMTrainer', 'get_template_for', 'train_and_evaluate', 'run_sft']
 
 # %% ../nbs/07_sft.ipynb #efb31859
 def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
@@ -33,6 +38,108 @@ def use_padding_free(data_args:DataArguments, model_args:ModelArguments) -> bool
     import torch
     if data_args.padding_free is not None: return data_args.padding_free
     return not model_args.trust_remote_code and (not torch.cuda.is_available() or model_args.flash_attn in ("fa2", "fa3"))
+
+# %% ../nbs/07_sft.ipynb #f8123782
+@contextmanager
+def head_at(model, sel:torch.Tensor):
+    "Inside: the output layer of `model` sees only the hidden states where the (rows, length) mask `sel` is True, as one row"
+    head = getattr(model, "module", model).get_output_embeddings()
+    if head is None: raise ValueError("the model has no output embeddings to select positions for")
+    h = head.register_forward_pre_hook(lambda mod, args: (args[0][sel][None], *args[1:]))
+    try: yield
+    finally: h.remove()
+
+# %% ../nbs/07_sft.ipynb #2a34e73a
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, chunk:int):
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        acc = torch.promote_types(hidden.dtype, torch.float32)  # at least fp32
+        w = weight.to(hidden.dtype)
+        grad_h = torch.empty_like(hidden) if need_h else None
+        grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
+        grad_b = torch.zeros(bias.shape, dtype=acc, device=bias.device) if need_b else None
+        total = torch.zeros((), dtype=acc, device=hidden.device)
+        for s in range(0, len(hidden), chunk):
+            h, t = hidden[s:s + chunk], targets[s:s + chunk]
+            logits = (h @ w.T).to(acc)
+            if bias is not None: logits += bias.to(acc)
+            lse = logits.logsumexp(-1)
+            total += (lse - logits.gather(1, t[:, None])[:, 0]).sum()
+            if not (need_h or need_w or need_b): continue
+            g = logits.sub_(lse[:, None]).exp_()  # softmax
+            g[torch.arange(len(t), device=g.device), t] -= 1  # minus the one-hot target
+            if need_b: grad_b += g.sum(0)
+            g = g.to(h.dtype)
+            if need_h: grad_h[s:s + chunk] = g @ w
+            if need_w: grad_w += (g.T @ h).to(acc)
+        ctx.save_for_backward(grad_h, grad_w, grad_b)
+        ctx.dtypes = hidden.dtype, weight.dtype, None if bias is None else bias.dtype
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grads = (None if g is None else (g * grad_out).to(dtype) for g, dtype in zip(ctx.saved_tensors, ctx.dtypes))
+        return (*grads, None, None)
+
+def linear_cross_entropy(hidden:torch.Tensor, weight:torch.Tensor, bias:torch.Tensor|None, targets:torch.Tensor, chunk_elements:int|None=None) -> torch.Tensor:
+    "Summed cross-entropy of the (tokens, hidden) `hidden` through the output layer `weight`/`bias` against `targets`, without keeping the logits"
+    chunk_elements = chunk_elements or (2**21 if hidden.device.type == "cpu" else 2**27)  # 8 MB / 512 MB of fp32 logits
+    chunk = max(128, chunk_elements // weight.shape[0])
+    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk)
+
+# %% ../nbs/07_sft.ipynb #2c721ee9
+PLAIN_HEAD_MODELS = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi", "phi3", "gemma", "olmo", "olmo2",
+                     "starcoder2", "stablelm", "glm", "glm4", "gpt_neox", "deepseek_v3", "falcon"}
+
+def plain_head(model) -> torch.nn.Linear|None:
+    "The output layer of `model` if its logits are that layer's output unchanged (see `PLAIN_HEAD_MODELS`), else None"
+    model = getattr(model, "module", model)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings()
+    if (type(head) is not torch.nn.Linear or head.weight.numel() == 0 or not type(base).__module__.startswith("transformers.models.")
+            or getattr(base.config, "model_type", None) not in PLAIN_HEAD_MODELS): return None
+    return head
+
+# %% ../nbs/07_sft.ipynb #2f31309a
+class CausalLMTrainer(StageTrainer):
+    "`StageTrainer` whose causal-LM loss needs no logits beyond the label positions (none at all through `linear_cross_entropy`)"
+    def __init__(self, *args, label_logits_only:bool=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label_logits_only = label_logits_only
+
+    def _own_loss(self, model, inputs, return_outputs) -> bool:
+        base = self.accelerator.unwrap_model(model)
+        return (self.label_logits_only and not return_outputs and inputs.get("labels") is not None and self.label_smoother is None
+                and self.compute_loss_func is None and not getattr(base.config, "output_router_logits", False)
+                and base.get_output_embeddings() is not None)
+
+    def _summed_loss(self, model, inputs, nxt, sel):
+        "Cross-entropy summed over the label positions `sel` of the targets `nxt`"
+        rest = {k: v for k, v in inputs.items() if k != "labels"}
+        head = None if self.is_deepspeed_enabled or self.is_fsdp_enabled else plain_head(model)
+        if head is None:
+            with head_at(model, sel): logits = model(**rest).logits[0]
+            return F.cross_entropy(logits.float(), nxt[sel], reduction="sum")
+        hidden = []
+        def grab(mod, args):  # keep the label positions' hidden states; the head itself computes nothing
+            hidden.append(args[0][sel])
+            return (args[0][:, :0], *args[1:])
+        hook = head.register_forward_pre_hook(grab)
+        try: model(**rest)
+        finally: hook.remove()
+        return linear_cross_entropy(hidden[0], head.weight, head.bias, nxt[sel])
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not self._own_loss(model, inputs, return_outputs): return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        nxt = F.pad(inputs["labels"][:, 1:], (0, 1), value=IGNORE_INDEX)  # position t predicts the label at t+1
+        sel = nxt != IGNORE_INDEX
+        loss = self._summed_loss(model, inputs, nxt, sel)
+        if not (self.model_accepts_loss_kwargs and num_items_in_batch is not None): return loss / sel.sum().clamp(min=1)
+        loss = loss / torch.as_tensor(num_items_in_batch, device=loss.device)  # over the accumulated batch, as transformers does
+        if self.args.average_tokens_across_devices:
+            loss = loss * (self.accelerator.num_processes // getattr(self, "get_tp_size", lambda: 1)() if self.args.n_gpu <= 1 else self.args.n_gpu)
+        return loss
 
 # %% ../nbs/07_sft.ipynb #4c9b1e40
 def get_template_for(data_args, tokenizer):
@@ -80,8 +187,9 @@ def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam; None: AdamW
-    trainer = StageTrainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer, padding_free=use_padding_free(d, m)), processing_class=tokenizer,
-                           callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])], **datasets)
+    trainer = CausalLMTrainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer, padding_free=use_padding_free(d, m)), processing_class=tokenizer,
+                              callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])],
+                              label_logits_only=not m.enable_liger_kernel, **datasets)
     metrics = train_and_evaluate(trainer, args, "eval_dataset" in datasets)
     if t.do_predict and t.predict_with_generate:
         from llmfactory.predict import predict_and_save
