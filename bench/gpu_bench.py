@@ -9,8 +9,9 @@ embeddings) as a `config.json` beside llmfactory's tiny Qwen2 tokenizer (only it
 `llmfactory.model.load_model` with `train_from_scratch` (random weights, created on the GPU), the settings parsed by
 `llmfactory.hparams.get_train_args` as a user's config would be: `flash_attn` sdpa or fa2, `enable_liger_kernel`, LoRA
 rank 8 on all linear layers (`lora_target: all`), gradient checkpointing as llmfactory sets it (on with CUDA; `--no-gc`
-turns it off). Trainers: `llmfactory.callbacks.StageTrainer` for SFT, `llmfactory.dpo.DPOTrainer` (sigmoid, beta 0.1,
-the LoRA policy with its adapter disabled as the reference) for DPO.
+turns it off). Trainers: `llmfactory.sft.CausalLMTrainer` for SFT (what `run_sft` uses: no logits beyond the label positions,
+`linear_cross_entropy` for the tied head), `llmfactory.dpo.DPOTrainer` (sigmoid, beta 0.1, the LoRA policy with its adapter
+disabled as the reference) for DPO. SDPA is llmfactory's `packed_sdpa` (each example of a padding-free row on its own).
 
 Data: random ids with lognormal lengths (SFT: median 384 tokens, prompt 20-60% of it masked with -100; DPO: prompt
 median 192, each reply median 256), cut at `--cutoff` (2048). Batches: SFT 16 rows, DPO 8 pairs (16 rows).
@@ -18,7 +19,8 @@ median 192, each reply median 256), cut at `--cutoff` (2048). Batches: SFT 16 ro
 - packed (padding-free): SFT rows go as ONE row with restarting `position_ids` (`SFTCollator(padding_free=True)`, what
   `llmfactory.sft.use_padding_free` turns on); DPO rows are run as one row of their real tokens by `DPOTrainer(padding_free=True)`.
 
-Variants per run: sdpa padded, sdpa packed, fa2 padded, fa2 packed, then Liger with sdpa packed and fa2 packed. fa2
+Variants per run: hf padded and hf packed (the baseline: transformers' own SDPA and, for SFT, its loss over all logits through
+`StageTrainer`), sdpa padded, sdpa packed, fa2 padded, fa2 packed, then Liger with sdpa packed and fa2 packed. fa2
 needs flash-attn, Liger needs liger-kernel: when missing the variant prints `SKIP` with the reason. Liger patches
 transformers' Qwen2 classes for the rest of the process, so its variants run after all the others.
 
@@ -45,8 +47,8 @@ QWEN2_TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, nu
                   intermediate_size=176, vocab_size=2048, tie_word_embeddings=True, max_position_embeddings=4096,
                   rope_theta=1000000.0, rms_norm_eps=1e-6)
 # (attention, packed, liger)
-VARIANTS = [("sdpa", False, False), ("sdpa", True, False), ("fa2", False, False), ("fa2", True, False),
-            ("sdpa", True, True), ("fa2", True, True)]
+VARIANTS = [("hf", False, False), ("hf", True, False), ("sdpa", False, False), ("sdpa", True, False), ("fa2", False, False),
+            ("fa2", True, False), ("sdpa", True, True), ("fa2", True, True)]
 
 
 def features(device: str) -> dict[str, str | None]:
@@ -164,13 +166,14 @@ def run_variant(name: str, attn: str, packed: bool, liger: bool, a, mdir: Path, 
     from llmfactory.model import load_model, load_tokenizer
     from llmfactory.collators import get_collator
     from llmfactory.callbacks import StageTrainer
+    from llmfactory.sft import CausalLMTrainer
     stage, ft = RUNS[name]
     cuda = a.device == "cuda"
     steps = a.warmup + a.steps
     batch = a.batch
     out = tempfile.mkdtemp(prefix=f"gbench-{name}-")
     cfg = dict(stage=stage, model_name_or_path=str(mdir), dataset="synthetic", finetuning_type=ft, lora_target="all", lora_rank=8,
-               flash_attn=attn, enable_liger_kernel=liger, train_from_scratch=True, disable_gradient_checkpointing=a.no_gc,
+               flash_attn="sdpa" if attn == "hf" else attn, enable_liger_kernel=liger, train_from_scratch=True, disable_gradient_checkpointing=a.no_gc,
                output_dir=out, per_device_train_batch_size=batch if stage == "sft" else batch // 2, max_steps=steps, learning_rate=1e-5 if ft == "full" else 1e-4,
                logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, seed=0, pref_beta=0.1, pref_loss="sigmoid",
                dataloader_num_workers=0, cutoff_len=a.cutoff)
@@ -186,6 +189,7 @@ def run_variant(name: str, attn: str, packed: bool, liger: bool, a, mdir: Path, 
     with torch.device("cuda" if cuda else "cpu"):  # random weights made where they train
         model = load_model(tok, m, f, is_trainable=True, gradient_checkpointing=t.gradient_checkpointing or None)
     t_load = time.perf_counter() - t_load
+    if attn == "hf": getattr(model, "get_base_model", lambda: model)().set_attn_implementation("sdpa")  # transformers' own SDPA
     t.gradient_checkpointing, t.remove_unused_columns = False, False
     gc_on = bool(getattr(model, "is_gradient_checkpointing", False) or getattr(getattr(model, "base_model", None), "is_gradient_checkpointing", False))
     if "n" not in nparams_cache:
@@ -201,7 +205,9 @@ def run_variant(name: str, attn: str, packed: bool, liger: bool, a, mdir: Path, 
     coll = CountingCollator(get_collator(tok, stage=stage, padding_free=packed and stage == "sft"), stage, packed)
     timer = make_timer(a.warmup, deadline, torch.cuda.synchronize if cuda else (lambda: None))
     if stage == "sft":
-        trainer = StageTrainer(model=model, args=t, data_collator=coll, train_dataset=rows, processing_class=tok, callbacks=[timer])
+        trainer_cls = StageTrainer if attn == "hf" else CausalLMTrainer  # hf: transformers' loss over all logits
+        kw = {} if attn == "hf" else dict(label_logits_only=not liger)
+        trainer = trainer_cls(model=model, args=t, data_collator=coll, train_dataset=rows, processing_class=tok, callbacks=[timer], **kw)
     else:
         from llmfactory.dpo import DPOTrainer
         t.prediction_loss_only = True
