@@ -11,7 +11,8 @@ embeddings) as a `config.json` beside llmfactory's tiny Qwen2 tokenizer (only it
 rank 8 on all linear layers (`lora_target: all`), gradient checkpointing as llmfactory sets it (on with CUDA; `--no-gc`
 turns it off). Trainers: `llmfactory.sft.CausalLMTrainer` for SFT (what `run_sft` uses: no logits beyond the label positions,
 `linear_cross_entropy` for the tied head), `llmfactory.dpo.DPOTrainer` (sigmoid, beta 0.1, the LoRA policy with its adapter
-disabled as the reference) for DPO. SDPA is llmfactory's `packed_sdpa` (each example of a padding-free row on its own).
+disabled as the reference) for DPO. Packed SFT on SDPA switches to llmfactory's `packed_sdpa` as `run_sft` does (on a GPU it
+keeps transformers' block-diagonal mask).
 
 Data: random ids with lognormal lengths (SFT: median 384 tokens, prompt 20-60% of it masked with -100; DPO: prompt
 median 192, each reply median 256), cut at `--cutoff` (2048). Batches: SFT 16 rows, DPO 8 pairs (16 rows).
@@ -163,7 +164,7 @@ def make_timer(warmup: int, deadline: float, sync):
 def run_variant(name: str, attn: str, packed: bool, liger: bool, a, mdir: Path, deadline: float, nparams_cache: dict) -> dict:
     import torch
     from llmfactory.hparams import get_train_args
-    from llmfactory.model import load_model, load_tokenizer
+    from llmfactory.model import load_model, load_tokenizer, use_packed_sdpa
     from llmfactory.collators import get_collator
     from llmfactory.callbacks import StageTrainer
     from llmfactory.sft import CausalLMTrainer
@@ -189,7 +190,7 @@ def run_variant(name: str, attn: str, packed: bool, liger: bool, a, mdir: Path, 
     with torch.device("cuda" if cuda else "cpu"):  # random weights made where they train
         model = load_model(tok, m, f, is_trainable=True, gradient_checkpointing=t.gradient_checkpointing or None)
     t_load = time.perf_counter() - t_load
-    if attn == "hf": getattr(model, "get_base_model", lambda: model)().set_attn_implementation("sdpa")  # transformers' own SDPA
+    if attn == "sdpa" and packed and stage == "sft": use_packed_sdpa(model)  # as run_sft does for padding-free rows
     t.gradient_checkpointing, t.remove_unused_columns = False, False
     gc_on = bool(getattr(model, "is_gradient_checkpointing", False) or getattr(getattr(model, "base_model", None), "is_gradient_checkpointing", False))
     if "n" not in nparams_cache:

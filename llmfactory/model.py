@@ -15,9 +15,9 @@ from .tiny import resolve_model_path
 # %% auto #0
 __all__ = ['PACKED_SDPA', 'HEAD_NAMES', 'use_modelscope', 'resolve_model_source', 'load_tokenizer', 'get_compute_dtype',
            'get_attn_implementation', 'packed_segments', 'packed_sdpa_attention', 'register_packed_sdpa',
-           'configure_rope', 'find_all_linear_modules', 'load_config', 'model_skeleton', 'resolve_lora_target',
-           'check_module_names', 'check_model_setup', 'trainable_layer_ids', 'init_adapter', 'count_parameters',
-           'load_model', 'loftq_initialize', 'PissaConvertCallback', 'method_callbacks']
+           'use_packed_sdpa', 'configure_rope', 'find_all_linear_modules', 'load_config', 'model_skeleton',
+           'resolve_lora_target', 'check_module_names', 'check_model_setup', 'trainable_layer_ids', 'init_adapter',
+           'count_parameters', 'load_model', 'loftq_initialize', 'PissaConvertCallback', 'method_callbacks']
 
 # %% ../nbs/05_model.ipynb #f01d7ec6
 def _installed(name:str) -> bool:
@@ -123,6 +123,13 @@ def register_packed_sdpa() -> str:
     AttentionInterface.register(PACKED_SDPA, packed_sdpa_attention)
     AttentionMaskInterface.register(PACKED_SDPA, sdpa_mask)
     return PACKED_SDPA
+
+def use_packed_sdpa(model) -> bool:
+    "Switch `model` from SDPA to `packed_sdpa` for padding-free training; whether it was switched"
+    base = getattr(model, "get_base_model", lambda: model)()
+    if base.config._attn_implementation != "sdpa" or not base._can_set_attn_implementation(): return False
+    base.set_attn_implementation(register_packed_sdpa())
+    return True
 
 # %% ../nbs/05_model.ipynb #c4035172
 def configure_rope(config, model_args:ModelArguments) -> None:
@@ -387,8 +394,6 @@ def load_model(tokenizer, model_args:ModelArguments, finetuning_args:FinetuningA
     if model_args.upcast_layernorm: _upcast_norms(model)
     if model_args.upcast_lmhead_output:
         model.get_output_embeddings().register_forward_hook(lambda m, i, o: o.float())
-    if is_trainable and model.config._attn_implementation == "sdpa" and model._can_set_attn_implementation():
-        model.set_attn_implementation(register_packed_sdpa())  # padding-free rows without a mask
     if is_trainable:
         if qconfig is not None or _prequantized(config):
             from peft import prepare_model_for_kbit_training

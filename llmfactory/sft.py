@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .callbacks import LogCallback, StageTrainer, plot_loss, read_log, setup_trackers
 from .data import IGNORE_INDEX, get_collator, get_dataset
 from .hparams import DataArguments, ModelArguments, TrainArgs, get_train_args
-from .model import count_parameters, load_model, load_tokenizer, method_callbacks
+from .model import count_parameters, load_model, load_tokenizer, method_callbacks, use_packed_sdpa
 from .optim import check_optimizer_args, create_optimizer
 from .template import get_template
 
@@ -183,11 +183,13 @@ def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     datasets = get_dataset(d, template, tokenizer, stage="sft", seed=t.seed)
     model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
     t.gradient_checkpointing = False  # handled by load_model
+    padding_free = use_padding_free(d, m)
+    if padding_free and t.do_train: use_packed_sdpa(model)  # on a CPU each example of a row runs on its own
     t.remove_unused_columns = False
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam; None: AdamW
-    trainer = CausalLMTrainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer, padding_free=use_padding_free(d, m)), processing_class=tokenizer,
+    trainer = CausalLMTrainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer, padding_free=padding_free), processing_class=tokenizer,
                               callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])],
                               label_logits_only=not m.enable_liger_kernel, **datasets)
     metrics = train_and_evaluate(trainer, args, "eval_dataset" in datasets)
