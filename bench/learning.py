@@ -40,7 +40,7 @@ from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq
 
 from llmfactory.data import IGNORE_INDEX
 from llmfactory.demo import arithmetic_split
-from llmfactory.dpo import DPOTrainer, get_ref_model, pair_collator, preference_accuracy
+from llmfactory.dpo import DPOTrainer, get_ref_model, pair_collator, pair_rows, preference_accuracy
 from llmfactory.grpo import GRPOTrainer, get_reward_funcs, number_match
 from llmfactory.hparams import get_train_args
 from llmfactory.kto import KTOTrainer, kto_collator, kto_rows
@@ -156,21 +156,10 @@ def slip(s, rng, slips):
 
 def sloppy_rows(rows, seed): rng = random.Random(seed); return [r | {"output": str(slip(int(r["output"]), rng, SLIPS))} for r in rows]
 
-def answer_pairs(rows, wrong):
-    "prompt + the right sum (chosen), prompt + `wrong(sum)` (rejected)"
-    out = []
-    for r in rows:
-        row = {}
-        for side, reply in (("chosen", r["output"]), ("rejected", str(wrong(int(r["output"]))))):
-            (pr, an), = template.encode_multiturn(tok, [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": reply}])
-            row |= {f"{side}_input_ids": pr + an, f"{side}_attention_mask": [1] * (len(pr) + len(an)), f"{side}_labels": [IGNORE_INDEX] * len(pr) + an}
-        out.append(row)
-    return out
-
 def off_by_one_pairs(rows, seed):
     "the annotator's slips as rejected replies"
     rng = random.Random(seed)
-    return answer_pairs(rows, lambda s: slip(s, rng, [d for d in SLIPS if d]))
+    return pair_rows(tok, template, rows=rows, wrong=lambda s: slip(s, rng, [d for d in SLIPS if d]))
 
 pairs_train = [p for k in range(opt.wrong) for p in off_by_one_pairs(problems[:N_PAIRS], seed=1 + 10 * k)]
 pairs_test = off_by_one_pairs(test, seed=2)

@@ -159,15 +159,15 @@ def run_dpo(args:TrainArgs, callbacks:list|None=None) -> dict:
     return train_and_evaluate(trainer, args, "eval_dataset" in datasets)
 
 # %% ../nbs/07c_dpo.ipynb #455174ca
-def pair_rows(tokenizer, template, n:int=32, seed:int=0, rows:list|None=None) -> list[dict]:
-    "Pairwise rows of the data contract: prompt + correct sum (chosen) and prompt + a wrong sum (rejected)"
+def pair_rows(tokenizer, template, n:int=32, seed:int=0, rows:list|None=None, wrong=None) -> list[dict]:
+    "Pairwise rows of the data contract: prompt + correct sum (chosen), prompt + `wrong(sum)` (rejected; default: off by 1, 2, 10 or 11)"
     import random
     from llmfactory.demo import arithmetic_rows
     rng, out = random.Random(seed), []
+    wrong = wrong or (lambda total: total + rng.choice([-11, -10, -2, -1, 1, 2, 10, 11]))
     for r in rows or arithmetic_rows(n, seed=seed):
-        wrong = str(int(r["output"]) + rng.choice([-11, -10, -2, -1, 1, 2, 10, 11]))
         row = {}
-        for side, reply in (("chosen", r["output"]), ("rejected", wrong)):
+        for side, reply in (("chosen", r["output"]), ("rejected", str(wrong(int(r["output"]))))):
             (p, a), = template.encode_multiturn(tokenizer, [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": reply}])
             row |= {f"{side}_input_ids": p + a, f"{side}_attention_mask": [1] * (len(p) + len(a)), f"{side}_labels": [IGNORE_INDEX] * len(p) + a}
         out.append(row)
