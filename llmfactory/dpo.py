@@ -10,11 +10,11 @@ from contextlib import contextmanager, nullcontext
 import torch
 import torch.nn.functional as F
 
-from .callbacks import LogCallback, StageTrainer, setup_trackers
-from .data import IGNORE_INDEX, get_collator, get_dataset
+from .callbacks import LogCallback, StageTrainer
+from .data import IGNORE_INDEX, get_collator
 from .hparams import FinetuningArguments, TrainArgs
-from .model import count_parameters, load_model, load_tokenizer
-from .sft import get_template_for, head_at, train_and_evaluate
+from .model import load_model, load_tokenizer
+from .sft import head_at, setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['NO_REFERENCE', 'sequence_logps', 'row_logps', 'get_ref_model', 'reference', 'preference_loss', 'MetricsMixin',
@@ -144,19 +144,12 @@ def preference_accuracy(model, dataset, collator, batch_size:int=16) -> float:
 # %% ../nbs/07c_dpo.ipynb #cb4adba3
 def run_dpo(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run preference optimization (`pref_loss`: sigmoid, hinge, ipo, orpo, simpo) as configured by `args`; returns the metrics"
-    m, d, t, f = args.model, args.data, args.training, args.finetuning
-    setup_trackers(t)
-    tokenizer = load_tokenizer(m)
-    template = get_template_for(d, tokenizer)
-    datasets = get_dataset(d, template, tokenizer, stage="dpo", seed=t.seed)
-    model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
+    f = args.finetuning
+    tokenizer, _, model, common = setup_stage(args, "dpo", callbacks)
     ref_model = None if f.pref_loss in NO_REFERENCE else get_ref_model(args, tokenizer)
-    t.gradient_checkpointing, t.remove_unused_columns, t.prediction_loss_only = False, False, True
-    trainable, total = count_parameters(model)
-    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    trainer = DPOTrainer(model=model, args=t, finetuning_args=f, ref_model=ref_model, padding_free=False, data_collator=get_collator(tokenizer, stage="dpo"),
-                         processing_class=tokenizer, callbacks=[LogCallback(), *(callbacks or [])], **datasets)
-    return train_and_evaluate(trainer, args, "eval_dataset" in datasets)
+    args.training.prediction_loss_only = True
+    trainer = DPOTrainer(model=model, finetuning_args=f, ref_model=ref_model, padding_free=False, data_collator=get_collator(tokenizer, stage="dpo"), **common)
+    return train_and_evaluate(trainer, args, "eval_dataset" in common)
 
 # %% ../nbs/07c_dpo.ipynb #455174ca
 def pair_rows(tokenizer, template, n:int=32, seed:int=0, rows:list|None=None, wrong=None) -> list[dict]:

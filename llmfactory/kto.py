@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import torch
 
-from .callbacks import LogCallback, StageTrainer, setup_trackers
-from .data import IGNORE_INDEX, get_collator, get_dataset
+from .callbacks import StageTrainer
+from .data import IGNORE_INDEX, get_collator
 from .dpo import MetricsMixin, get_ref_model, pad, reference, sequence_logps
 from .hparams import FinetuningArguments, TrainArgs
-from .model import count_parameters, load_model, load_tokenizer
-from .sft import get_template_for, train_and_evaluate
+from .model import load_model, load_tokenizer
+from .sft import setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['kto_loss', 'KTOTrainer', 'run_kto', 'kto_rows', 'kto_collator']
@@ -48,19 +48,10 @@ class KTOTrainer(MetricsMixin, StageTrainer):
 # %% ../nbs/07d_kto.ipynb #af8ced61
 def run_kto(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run KTO as configured by `args`; returns the metrics"
-    m, d, t, f = args.model, args.data, args.training, args.finetuning
-    setup_trackers(t)
-    tokenizer = load_tokenizer(m)
-    template = get_template_for(d, tokenizer)
-    datasets = get_dataset(d, template, tokenizer, stage="kto", seed=t.seed)
-    model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
-    ref_model = get_ref_model(args, tokenizer)
-    t.gradient_checkpointing, t.remove_unused_columns, t.prediction_loss_only = False, False, True
-    trainable, total = count_parameters(model)
-    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    trainer = KTOTrainer(model=model, args=t, finetuning_args=f, ref_model=ref_model, data_collator=get_collator(tokenizer, stage="kto"),
-                         processing_class=tokenizer, callbacks=[LogCallback(), *(callbacks or [])], **datasets)
-    return train_and_evaluate(trainer, args, "eval_dataset" in datasets)
+    tokenizer, _, model, common = setup_stage(args, "kto", callbacks)
+    args.training.prediction_loss_only = True
+    trainer = KTOTrainer(model=model, finetuning_args=args.finetuning, ref_model=get_ref_model(args, tokenizer), data_collator=get_collator(tokenizer, stage="kto"), **common)
+    return train_and_evaluate(trainer, args, "eval_dataset" in common)
 
 # %% ../nbs/07d_kto.ipynb #112e99d2
 def kto_rows(pairs:list[dict]) -> list[dict]:

@@ -5,11 +5,10 @@
 # %% ../nbs/07a_pt.ipynb #b001afa6
 from __future__ import annotations
 
-from .callbacks import LogCallback, setup_trackers
-from .data import get_collator, get_dataset
+from .data import get_collator
 from .hparams import TrainArgs
-from .model import count_parameters, load_model, load_tokenizer
-from .sft import CausalLMTrainer, get_template_for, train_and_evaluate
+from .model import load_model, load_tokenizer
+from .sft import CausalLMTrainer, setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['run_pt']
@@ -17,15 +16,6 @@ __all__ = ['run_pt']
 # %% ../nbs/07a_pt.ipynb #3da12969
 def run_pt(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run (continued) pre-training as configured by `args`; returns the metrics"
-    m, d, t, f = args.model, args.data, args.training, args.finetuning
-    setup_trackers(t)
-    tokenizer = load_tokenizer(m)
-    template = get_template_for(d, tokenizer)
-    datasets = get_dataset(d, template, tokenizer, stage="pt", seed=t.seed)
-    model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
-    t.gradient_checkpointing, t.remove_unused_columns = False, False
-    trainable, total = count_parameters(model)
-    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    trainer = CausalLMTrainer(model=model, args=t, data_collator=get_collator(tokenizer, stage="pt"), processing_class=tokenizer,
-                              callbacks=[LogCallback(), *(callbacks or [])], label_logits_only=not m.enable_liger_kernel, **datasets)
-    return train_and_evaluate(trainer, args, "eval_dataset" in datasets)
+    tokenizer, _, model, common = setup_stage(args, "pt", callbacks)
+    trainer = CausalLMTrainer(model=model, data_collator=get_collator(tokenizer, stage="pt"), label_logits_only=not args.model.enable_liger_kernel, **common)
+    return train_and_evaluate(trainer, args, "eval_dataset" in common)

@@ -11,12 +11,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .callbacks import LogCallback, StageTrainer, setup_trackers
-from .data import get_collator, get_dataset
+from .callbacks import StageTrainer
+from .data import get_collator
 from .dpo import MetricsMixin
 from .hparams import TrainArgs
-from .model import count_parameters, get_compute_dtype, init_adapter, load_tokenizer, resolve_lora_target
-from .sft import get_template_for, train_and_evaluate
+from .model import get_compute_dtype, init_adapter, load_tokenizer, resolve_lora_target
+from .sft import setup_stage, train_and_evaluate
 from .tiny import resolve_model_path
 
 # %% auto #0
@@ -71,15 +71,8 @@ def pairwise_accuracy(model, dataset, collator, batch_size:int=16) -> float:
 # %% ../nbs/07b_rm.ipynb #7376ddff
 def run_rm(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Train a reward model as configured by `args`; returns the metrics"
-    m, d, t, f = args.model, args.data, args.training, args.finetuning
-    setup_trackers(t)
-    tokenizer = load_tokenizer(m)
-    template = get_template_for(d, tokenizer)
-    datasets = get_dataset(d, template, tokenizer, stage="rm", seed=t.seed)
-    model = load_reward_model(tokenizer, m, f, is_trainable=t.do_train)
-    t.gradient_checkpointing, t.remove_unused_columns, t.prediction_loss_only = False, False, True
-    trainable, total = count_parameters(model)
-    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    trainer = RewardTrainer(model=model, args=t, data_collator=get_collator(tokenizer, stage="rm"), processing_class=tokenizer,
-                            callbacks=[LogCallback(), *(callbacks or [])], **datasets)
-    return train_and_evaluate(trainer, args, "eval_dataset" in datasets)
+    load = lambda tok, m, f, is_trainable, gradient_checkpointing: load_reward_model(tok, m, f, is_trainable=is_trainable)
+    tokenizer, _, model, common = setup_stage(args, "rm", callbacks, load=load)
+    args.training.prediction_loss_only = True
+    trainer = RewardTrainer(model=model, data_collator=get_collator(tokenizer, stage="rm"), **common)
+    return train_and_evaluate(trainer, args, "eval_dataset" in common)

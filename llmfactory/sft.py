@@ -20,7 +20,7 @@ from .template import get_template
 
 # %% auto #0
 __all__ = ['PLAIN_HEAD_MODELS', 'resolve_checkpoint', 'use_padding_free', 'head_at', 'linear_cross_entropy', 'plain_head',
-           'CausalLMTrainer', 'get_template_for', 'train_and_evaluate', 'run_sft']
+           'CausalLMTrainer', 'get_template_for', 'train_and_evaluate', 'setup_stage', 'run_sft']
 
 # %% ../nbs/07_sft.ipynb #efb31859
 def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
@@ -172,27 +172,33 @@ def train_and_evaluate(trainer, args:TrainArgs, has_eval:bool=False) -> dict:
         metrics.update(ev)
     return metrics
 
-def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
-    "Run supervised fine-tuning as configured by `args`; returns the metrics"
+def setup_stage(args:TrainArgs, stage:str, callbacks:list|None=None, load=None) -> tuple:
+    "The set-up every training stage shares; returns the tokenizer, the template, the model and the Trainer's common keyword arguments"
     m, d, t, f = args.model, args.data, args.training, args.finetuning
     check_optimizer_args(f)
     m.model_max_length = m.model_max_length or d.cutoff_len  # RoPE scaling reads it
     setup_trackers(t)
     tokenizer = load_tokenizer(m)
     template = get_template_for(d, tokenizer)
-    datasets = get_dataset(d, template, tokenizer, stage="sft", seed=t.seed)
-    model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
-    t.gradient_checkpointing = False  # handled by load_model
-    padding_free = use_padding_free(d, m)
-    if padding_free and t.do_train: use_packed_sdpa(model)  # on a CPU each example of a row runs on its own
-    t.remove_unused_columns = False
+    datasets = get_dataset(d, template, tokenizer, stage=stage, seed=t.seed)
+    model = (load or load_model)(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
+    t.gradient_checkpointing, t.remove_unused_columns = False, False  # checkpointing is set up by the loader
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam; None: AdamW
-    trainer = CausalLMTrainer(model=model, args=t, optimizers=(optimizer, None), data_collator=get_collator(tokenizer, padding_free=padding_free), processing_class=tokenizer,
-                              callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])],
-                              label_logits_only=not m.enable_liger_kernel, **datasets)
-    metrics = train_and_evaluate(trainer, args, "eval_dataset" in datasets)
+    common = dict(args=t, optimizers=(optimizer, None), processing_class=tokenizer,
+                  callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])], **datasets)
+    return tokenizer, template, model, common
+
+def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
+    "Run supervised fine-tuning as configured by `args`; returns the metrics"
+    m, d, t = args.model, args.data, args.training
+    tokenizer, template, model, common = setup_stage(args, "sft", callbacks)
+    padding_free = use_padding_free(d, m)
+    if padding_free and t.do_train: use_packed_sdpa(model)  # on a CPU each example of a row runs on its own
+    trainer = CausalLMTrainer(model=model, data_collator=get_collator(tokenizer, padding_free=padding_free),
+                              label_logits_only=not m.enable_liger_kernel, **common)
+    metrics = train_and_evaluate(trainer, args, "eval_dataset" in common)
     if t.do_predict and t.predict_with_generate:
         from llmfactory.predict import predict_and_save
         pred = get_dataset(d, template, tokenizer, stage="predict", seed=t.seed)
