@@ -109,8 +109,8 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, dropout:flo
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
     segs = packed_segments(kwargs.get("position_ids"))
     window = getattr(module, "sliding_window", None)
-    if (segs is None or query.device.type != "cpu" or query.shape[2] != key.shape[2] or not getattr(module, "is_causal", True) or kwargs.get("position_bias") is not None
-            or (window and max(e - s for s, e in segs) > window)):
+    if (segs is None or query.device.type != "cpu" or query.shape[2] != key.shape[2] or not getattr(module, "is_causal", True)
+            or kwargs.get("position_bias") is not None or (window and max(e - s for s, e in segs) > window)):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs)
     outs = [sdpa_attention_forward(module, query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], None, dropout=dropout, scaling=scaling,
                                    is_causal=True, **kwargs)[0] for s, e in segs]
