@@ -43,11 +43,8 @@ def shift_short_attention(module, query, key, value, attention_mask, scaling=Non
 
 def register_shift_attn() -> str:
     "Register S²-Attn (and SDPA's mask builder) with transformers under `shift_sdpa`; returns that name"
-    from transformers import AttentionInterface, AttentionMaskInterface
-    from transformers.masking_utils import sdpa_mask
-    AttentionInterface.register(SHIFT_ATTN_NAME, shift_short_attention)
-    AttentionMaskInterface.register(SHIFT_ATTN_NAME, sdpa_mask)
-    return SHIFT_ATTN_NAME
+    from llmfactory.model import register_sdpa_attention
+    return register_sdpa_attention(SHIFT_ATTN_NAME, shift_short_attention)
 
 def check_shift_attn(config) -> None:
     "Raise `ConfigError` if `config`'s model cannot use shift short attention"

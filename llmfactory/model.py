@@ -14,10 +14,11 @@ from .tiny import resolve_model_path
 
 # %% auto #0
 __all__ = ['PACKED_SDPA', 'HEAD_NAMES', 'use_modelscope', 'resolve_model_source', 'load_tokenizer', 'get_compute_dtype',
-           'get_attn_implementation', 'packed_segments', 'packed_sdpa_attention', 'register_packed_sdpa',
-           'use_packed_sdpa', 'configure_rope', 'find_all_linear_modules', 'load_config', 'model_skeleton',
-           'resolve_lora_target', 'check_module_names', 'check_model_setup', 'trainable_layer_ids', 'init_adapter',
-           'count_parameters', 'load_model', 'loftq_initialize', 'PissaConvertCallback', 'method_callbacks']
+           'get_attn_implementation', 'packed_segments', 'packed_sdpa_attention', 'register_sdpa_attention',
+           'register_packed_sdpa', 'use_packed_sdpa', 'configure_rope', 'find_all_linear_modules', 'load_config',
+           'model_skeleton', 'resolve_lora_target', 'check_module_names', 'check_model_setup', 'trainable_layer_ids',
+           'init_adapter', 'count_parameters', 'load_model', 'loftq_initialize', 'PissaConvertCallback',
+           'method_callbacks']
 
 # %% ../nbs/05_model.ipynb #f01d7ec6
 def _installed(name:str) -> bool:
@@ -116,13 +117,17 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, dropout:flo
                                    is_causal=True, **kwargs)[0] for s, e in segs]
     return torch.cat(outs, dim=1), None
 
-def register_packed_sdpa() -> str:
-    "Register `packed_sdpa_attention` (and SDPA's mask builder) with transformers under `packed_sdpa`; returns that name"
+def register_sdpa_attention(name:str, attention) -> str:
+    "Register an SDPA-based `attention` function with transformers under `name`, with SDPA's mask builder; returns `name`"
     from transformers import AttentionInterface, AttentionMaskInterface
     from transformers.masking_utils import sdpa_mask
-    AttentionInterface.register(PACKED_SDPA, packed_sdpa_attention)
-    AttentionMaskInterface.register(PACKED_SDPA, sdpa_mask)
-    return PACKED_SDPA
+    AttentionInterface.register(name, attention)
+    AttentionMaskInterface.register(name, sdpa_mask)
+    return name
+
+def register_packed_sdpa() -> str:
+    "Register `packed_sdpa_attention` with transformers under `packed_sdpa`; returns that name"
+    return register_sdpa_attention(PACKED_SDPA, packed_sdpa_attention)
 
 def use_packed_sdpa(model) -> bool:
     "Switch `model` from SDPA to `packed_sdpa` for padding-free training; whether it was switched"
