@@ -12,10 +12,11 @@ from typing import Any, Literal
 import yaml
 
 # %% auto #0
-__all__ = ['STAGES', 'PAIRWISE_STAGES', 'COMPAT_KEYS', 'RENAMED_KEYS', 'TRAIN_GROUPS', 'ConfigError', 'ModelArguments',
-           'DataArguments', 'FinetuningArguments', 'GeneratingArguments', 'EvaluationArguments', 'TrainingArguments',
-           'read_config', 'config_arg_parser', 'config_from_args', 'normalize_keys', 'check_keys', 'split_config',
-           'TrainArgs', 'get_train_args', 'check_runtime', 'get_infer_args']
+__all__ = ['STAGES', 'PAIRWISE_STAGES', 'COMPAT_KEYS', 'RENAMED_KEYS', 'REFUSED_FIELDS', 'REFUSED_VALUES', 'TRAIN_GROUPS',
+           'ConfigError', 'ModelArguments', 'DataArguments', 'FinetuningArguments', 'GeneratingArguments',
+           'EvaluationArguments', 'TrainingArguments', 'read_config', 'config_arg_parser', 'config_from_args',
+           'coerce_value', 'normalize_keys', 'check_keys', 'coerce_config', 'split_config', 'TrainArgs',
+           'get_train_args', 'check_runtime', 'get_infer_args']
 
 # %% ../nbs/02_hparams.ipynb #e36fc630
 class ConfigError(ValueError):
@@ -399,6 +400,106 @@ def config_from_args(ns) -> tuple[str|None, list[str]]:
     if config and "=" in config and not Path(config).exists(): config, overrides = None, [config] + overrides
     return config, overrides
 
+# %% ../nbs/02_hparams.ipynb #4bde9a02
+import enum, types
+
+_TRUE, _FALSE = {"true", "yes", "y", "on", "1"}, {"false", "no", "n", "off", "0"}
+_NULL = {"null", "none", "~"}
+
+class _Mismatch(Exception):
+    "`value` does not fit a type: the message says what was expected"
+
+def _name(hint) -> str:
+    if hint is type(None): return "null"
+    if typing.get_origin(hint) is Literal: return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum): return "one of " + ", ".join(str(e.value) for e in hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType): return " or ".join(_name(a) for a in typing.get_args(hint))
+    return {bool: "true or false", int: "a whole number", float: "a number such as 1e-4", str: "text", dict: "a mapping or JSON object"}.get(
+        hint, getattr(hint, "__name__", str(hint)))
+
+def _to_bool(v):
+    if isinstance(v, bool): return v
+    if isinstance(v, int) and v in (0, 1): return bool(v)
+    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE: return v.strip().lower() in _TRUE
+    raise _Mismatch(_name(bool))
+
+def _to_number(v, kind):
+    if isinstance(v, bool): raise _Mismatch(_name(kind))
+    if isinstance(v, str):
+        try: v = float(v.strip().replace("_", "")) if kind is float or not v.strip().lstrip("+-").isdigit() else int(v.strip())
+        except ValueError: raise _Mismatch(_name(kind)) from None
+    if not isinstance(v, (int, float)) or v != v: raise _Mismatch(_name(kind))  # NaN is no setting
+    if kind is float: return float(v)
+    if isinstance(v, float) and not v.is_integer(): raise _Mismatch(_name(int))
+    return int(v)
+
+def _to_type(hint, v):
+    "`v` converted to `hint`, or `_Mismatch`"
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in (Any, object): return v
+    if hint is type(None):
+        if v is None or (isinstance(v, str) and v.strip().lower() in _NULL): return None
+        raise _Mismatch("null")
+    if origin in (typing.Union, types.UnionType): return _to_union(args, v)
+    if origin is Literal:
+        if v in args and not isinstance(v, bool) or (isinstance(v, bool) and any(a is v for a in args)): return v
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool) and str(v) in map(str, args): return str(v)
+        close = difflib.get_close_matches(str(v), [str(a) for a in args], n=1, cutoff=0.6)
+        raise _Mismatch(_name(hint) + (f" (did you mean {close[0]}?)" if close else ""))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        if isinstance(v, hint): return v
+        values = [e.value for e in hint]
+        if isinstance(v, str) and v in values: return v
+        close = difflib.get_close_matches(str(v), [str(x) for x in values], n=1, cutoff=0.6)
+        raise _Mismatch(_name(hint) + (f" (did you mean {close[0]}?)" if close else ""))
+    if hint is bool: return _to_bool(v)
+    if hint in (int, float): return _to_number(v, hint)
+    if hint is str:
+        if isinstance(v, str): return v
+        if isinstance(v, (int, float)) and not isinstance(v, bool): return str(v)  # `template: 1`, a numeric run name
+        raise _Mismatch(_name(str))
+    if hint is list or origin is list:
+        if isinstance(v, str): v = _split_list(v)
+        if not isinstance(v, (list, tuple)): raise _Mismatch("a list or comma-separated text")
+        return [_to_type(args[0], x) for x in v] if args else list(v)
+    if hint is dict or origin is dict:
+        if isinstance(v, dict): return v
+        if isinstance(v, str) and v.strip().startswith("{"):
+            try: return json.loads(v)
+            except json.JSONDecodeError: pass
+        raise _Mismatch(_name(dict))
+    if isinstance(hint, type):
+        if isinstance(v, hint): return v
+        raise _Mismatch(_name(hint))
+    return v
+
+def _to_union(args, v):
+    if v is None:
+        if type(None) in args: return None
+        raise _Mismatch("a value")
+    nullable = type(None) in args
+    args = [a for a in args if a is not type(None)]
+    if nullable and isinstance(v, str) and v.strip().lower() in _NULL and str not in args: return None
+    if nullable and isinstance(v, str) and v.strip() in ("null", "None", "~"): return None
+    enums = [a for a in args if isinstance(a, type) and issubclass(a, enum.Enum)]
+    if enums and isinstance(v, str):  # `lr_scheduler_type: str|SchedulerType`: the text must name a member
+        return _to_type(enums[0], v)
+    for a in args:  # a value that already has one of the types stays as it is
+        if (a is float and isinstance(v, float)) or (a is not float and isinstance(a, type) and isinstance(v, a) and not (a is int and isinstance(v, bool))):
+            return v
+        if typing.get_origin(a) is Literal and v in typing.get_args(a): return v
+    errors = []
+    for a in sorted(args, key=lambda a: [bool, int, float, dict, list].index(a) if a in (bool, int, float, dict, list) else 5):
+        try: return _to_type(a, v)
+        except _Mismatch as e: errors.append(str(e))
+    raise _Mismatch(" or ".join(dict.fromkeys(errors)))
+
+def coerce_value(key:str, value, hint):
+    "`value` of setting `key` converted to the field type `hint` as LLaMA-Factory reads it (`1e-4` a float, `'16'` an int, `'false'` False), or a `ConfigError`"
+    try: return _to_type(hint, value)
+    except _Mismatch as e: raise ConfigError(f"{key}: {value!r} is not valid; expected {e}") from None
+
+
 # %% ../nbs/02_hparams.ipynb #090a87f9
 def _field_names(cls) -> set[str]: return {f.name for f in fields(cls) if f.init}
 
@@ -429,7 +530,33 @@ def normalize_keys(cfg:dict) -> dict:
         if action is None: out[k] = v
     return out
 
+# %% ../nbs/02_hparams.ipynb #ce83ff28
+_MM = "multimodal (image, video, audio) training is not supported yet; train on text data without this key"
+REFUSED_FIELDS = {
+    "mixture_of_depths": "mixture-of-depths conversion is not available; remove the key",
+    "use_mca": "Megatron-core training is not available; use deepspeed or FSDP for large models",
+    "freeze_language_model": _MM, "media_dir": _MM,
+    "ms_hub_token": "ModelScope downloads are not supported; download the model and give its local folder as model_name_or_path",
+    "om_hub_token": "Modelers hub downloads are not supported; download the model and give its local folder as model_name_or_path",
+    "use_unsloth_gc": "Unsloth's offloaded gradient checkpointing is not wired in; use plain gradient checkpointing (the default on a GPU)",
+    "pref_bco_weight": "the BCO term of DPO is not available yet; leave it 0",
+    "ld_alpha": "LD-DPO's length weighting is not available yet; remove the key",
+    "reward_model_adapters": "adapters on top of the reward model are not supported; merge them into the reward model (llmfactory export) and give that folder",
+    "reward_model_quantization_bit": "a quantized reward model is not supported; remove the key to load it in the compute dtype",
+}
+REFUSED_VALUES = {("pref_loss", "kto_pair"): "use stage: kto for KTO, or pref_loss: sigmoid, hinge, ipo, orpo or simpo"}
+
+
 # %% ../nbs/02_hparams.ipynb #6bb85e45
+import functools
+
+@functools.cache
+def _hints(cls) -> dict: return typing.get_type_hints(cls)
+
+def _defaults(cls) -> dict:
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+            for f in fields(cls) if f.init}
+
 def check_keys(cfg:dict, groups:tuple) -> None:
     "Raise `ConfigError` for keys of `cfg` that no dataclass in `groups` has, suggesting the closest valid ones"
     valid = set().union(*map(_field_names, groups))
@@ -441,18 +568,30 @@ def check_keys(cfg:dict, groups:tuple) -> None:
         msgs.append(f"unknown key {k!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
     raise ConfigError("; ".join(msgs) + ". Remove or rename it; `llmfactory keys` lists every valid key.")
 
+def coerce_config(cfg:dict, cls) -> dict:
+    "The keys of `cfg` that `cls` owns, each converted to its field's type; refused fields and values raise `ConfigError`"
+    hints, defaults, out = _hints(cls), _defaults(cls), {}
+    for k, v in cfg.items():
+        if k not in hints or k not in defaults: continue
+        v = None if v is None and defaults[k] is None else coerce_value(k, v, hints[k])
+        if k in REFUSED_FIELDS and v != defaults[k] and v not in (None, False):
+            raise ConfigError(f"{k}: {v!r} is not implemented in llmfactory: {REFUSED_FIELDS[k]}")
+        if (k, v) in REFUSED_VALUES: raise ConfigError(f"{k}: {v!r} is not implemented in llmfactory: {REFUSED_VALUES[k, v]}")
+        out[k] = v
+    return out
+
 def split_config(cfg:dict, groups:tuple) -> list:
-    "Instantiate each dataclass of `groups` from the keys of `cfg` it owns"
+    "Instantiate each dataclass of `groups` from the keys of `cfg` it owns, values converted to the fields' types"
     cfg = normalize_keys(cfg)
     check_keys(cfg, groups)
     out = []
     for cls in groups:
-        names = _field_names(cls)
-        kw = {k: v for k, v in cfg.items() if k in names}
+        kw = coerce_config(cfg, cls)
         try: out.append(cls(**kw))
         except ConfigError: raise
-        except (TypeError, ValueError) as e: raise ConfigError(f"bad value in {cls.__name__}: {e}") from None
+        except (TypeError, ValueError) as e: raise ConfigError(f"bad value in {cls.__name__}: {' '.join(str(e).split())}") from None
     return out
+
 
 # %% ../nbs/02_hparams.ipynb #e2f0d4c6
 @dataclass
@@ -486,13 +625,123 @@ def _check_train(a:TrainArgs):
         raise ConfigError(f"output_dir {t.output_dir!r} already holds checkpoints: set resume_from_checkpoint: auto to continue, "
                           "overwrite_output_dir: true to start over, or choose another output_dir")
 
+
+# %% ../nbs/02_hparams.ipynb #50d5b856
+_REPORTERS = ("none", "all", "azure_ml", "clearml", "codecarbon", "comet_ml", "dagshub", "dvclive", "flyte", "kubeflow", "mlflow",
+              "neptune", "swanlab", "tensorboard", "trackio", "wandb")
+_REPORTER_PACKAGES = {"azure_ml": "azureml-core", "comet_ml": "comet-ml", "wandb": "wandb", "mlflow": "mlflow", "neptune": "neptune",
+                      "tensorboard": "tensorboard", "clearml": "clearml", "codecarbon": "codecarbon", "dagshub": "dagshub",
+                      "dvclive": "dvclive", "flyte": "flytekit", "swanlab": "swanlab", "trackio": "trackio", "kubeflow": "kubeflow"}
+
+def _need(ok:bool, key:str, value, why:str):
+    if not ok: raise ConfigError(f"{key}: {value!r} {why}")
+
+def _local_path(p:str) -> bool:
+    "Whether `p` is meant as a folder on this machine rather than a hub id (`org/name`)"
+    return p.startswith(("/", "./", "../", "~", ".\\")) or p.count("/") > 1 or "\\" in p or (len(p) > 1 and p[1] == ":")
+
+def _check_folder(key:str, p:str):
+    path = Path(p).expanduser()
+    if path.is_dir(): return
+    if path.exists(): raise ConfigError(f"{key}: {p!r} is a file; give the folder that holds it")
+    if _local_path(p): raise ConfigError(f"{key}: folder {p!r} not found; check the path")
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        from huggingface_hub import try_to_load_from_cache
+        if not isinstance(try_to_load_from_cache(p, "config.json" if key == "model_name_or_path" else "adapter_config.json"), str):
+            raise ConfigError(f"{key}: {p!r} is neither a local folder nor in the hub cache, and HF_HUB_OFFLINE is set; download it first or give a local path")
+
+def _check_values(a:TrainArgs):
+    "Ranges and combinations of values, checked before anything loads"
+    m, d, t, f, g = a.model, a.data, a.training, a.finetuning, a.generating
+    pos = "must be at least 1"
+    for k in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        _need(getattr(t, k) >= 1, k, getattr(t, k), pos)
+    _need(t.learning_rate > 0 or not t.do_train, "learning_rate", t.learning_rate, "must be positive, e.g. 1e-4 for LoRA or 1e-5 for full tuning")
+    _need(t.learning_rate < 1, "learning_rate", t.learning_rate, "is far too large (it must be below 1); typical values are 1e-5 to 5e-4")
+    _need(t.weight_decay >= 0, "weight_decay", t.weight_decay, "must not be negative")
+    _need(t.max_grad_norm is None or t.max_grad_norm >= 0, "max_grad_norm", t.max_grad_norm, "must not be negative (0 turns clipping off)")
+    for k in ("adam_beta1", "adam_beta2"): _need(0 <= getattr(t, k) < 1, k, getattr(t, k), "must be in [0, 1)")
+    _need(t.adam_epsilon > 0, "adam_epsilon", t.adam_epsilon, "must be positive")
+    if t.do_train:
+        _need(t.num_train_epochs > 0 or t.max_steps > 0, "num_train_epochs", t.num_train_epochs, "must be positive (or set max_steps)")
+    _need(t.max_steps == -1 or t.max_steps > 0, "max_steps", t.max_steps, "must be positive, or -1 to train num_train_epochs")
+    wr = a.training.warmup_ratio
+    _need(wr is None or 0 <= wr <= 1, "warmup_ratio", wr, "must be a fraction of the training steps in [0, 1]")
+    _need(t.warmup_steps >= 0, "warmup_steps", t.warmup_steps, "must not be negative")
+    for k, strategy in (("save_steps", t.save_strategy), ("logging_steps", t.logging_strategy), ("eval_steps", t.eval_strategy)):
+        v = getattr(t, k)
+        if str(getattr(strategy, "value", strategy)) == "steps" and v is not None:
+            _need(v > 0, k, v, "must be positive: a step count, or a fraction (<1) of the training steps")
+            _need(v < 1 or float(v).is_integer(), k, v, "must be a whole number of steps, or a fraction below 1")
+    _need(t.save_total_limit is None or t.save_total_limit >= 1, "save_total_limit", t.save_total_limit, "must be at least 1 (or unset to keep every checkpoint)")
+    _need(t.dataloader_num_workers >= 0, "dataloader_num_workers", t.dataloader_num_workers, "must not be negative")
+    for r in (t.report_to if isinstance(t.report_to, list) else [t.report_to]):
+        _need(r in _REPORTERS, "report_to", r, f"is not a known tracker; choose from {', '.join(_REPORTERS)}")
+        if r not in ("none", "all") and importlib.util.find_spec(_REPORTER_PACKAGES[r].replace("-", "_")) is None:
+            raise ConfigError(f"report_to: {r} needs the {_REPORTER_PACKAGES[r]} package: pip install {_REPORTER_PACKAGES[r]}")
+    eval_on = str(getattr(t.eval_strategy, "value", t.eval_strategy)) != "no"
+    if (eval_on or t.do_eval) and t.do_train and not d.eval_dataset and not d.val_size:
+        raise ConfigError(f"eval_strategy: {getattr(t.eval_strategy, 'value', t.eval_strategy)} needs data to evaluate on: set val_size (e.g. 0.1) or eval_dataset")
+    if t.load_best_model_at_end and not eval_on: raise ConfigError("load_best_model_at_end: true needs evaluation: set eval_strategy (steps or epoch) and val_size or eval_dataset")
+    # data
+    _need(d.cutoff_len >= 1, "cutoff_len", d.cutoff_len, "must be a positive number of tokens")
+    _need(d.max_samples is None or d.max_samples >= 1, "max_samples", d.max_samples, "must be at least 1 (or unset to use every row)")
+    _need(d.val_size >= 0, "val_size", d.val_size, "must not be negative")
+    _need(d.val_size < 1 or float(d.val_size).is_integer(), "val_size", d.val_size, "must be a fraction below 1 or a whole number of rows")
+    _need(d.preprocessing_batch_size >= 1, "preprocessing_batch_size", d.preprocessing_batch_size, pos)
+    _need(d.preprocessing_num_workers is None or d.preprocessing_num_workers >= 1, "preprocessing_num_workers", d.preprocessing_num_workers, pos)
+    _need(d.buffer_size >= 1, "buffer_size", d.buffer_size, pos)
+    if d.interleave_probs is not None:
+        _need(all(p >= 0 for p in d.interleave_probs) and abs(sum(d.interleave_probs) - 1) < 1e-6, "interleave_probs", d.interleave_probs, "must be non-negative and add up to 1")
+    # method
+    _need(0 <= f.lora_dropout < 1, "lora_dropout", f.lora_dropout, "must be in [0, 1)")
+    _need(f.lora_alpha > 0, "lora_alpha", f.lora_alpha, "must be positive")
+    _need(f.freeze_trainable_layers != 0, "freeze_trainable_layers", 0, "must be non-zero: N trains the last N layers, -N the first N")
+    _need(f.pref_beta > 0, "pref_beta", f.pref_beta, "must be positive")
+    _need(f.pref_ftx >= 0, "pref_ftx", f.pref_ftx, "must not be negative")
+    _need(0 <= f.dpo_label_smoothing < 0.5, "dpo_label_smoothing", f.dpo_label_smoothing, "must be in [0, 0.5)")
+    _need(f.grpo_num_generations >= 2, "grpo_num_generations", f.grpo_num_generations, "must be at least 2 (GRPO compares replies to the same prompt)")
+    for k in ("ppo_epochs", "ppo_buffer_size", "galore_rank", "apollo_rank"): _need(getattr(f, k) >= 1, k, getattr(f, k), pos)
+    _need(f.loraplus_lr_ratio is None or f.loraplus_lr_ratio > 0, "loraplus_lr_ratio", f.loraplus_lr_ratio, "must be positive (16 is usual)")
+    # model
+    if m.quantization_bit is not None and m.quantization_method == "bnb":
+        _need(m.quantization_bit in (4, 8), "quantization_bit", m.quantization_bit, "with quantization_method: bnb must be 4 or 8")
+    _need(m.model_max_length is None or m.model_max_length >= 1, "model_max_length", m.model_max_length, pos)
+    # generation
+    _need(g.temperature >= 0, "temperature", g.temperature, "must not be negative")
+    _need(0 < g.top_p <= 1, "top_p", g.top_p, "must be in (0, 1]")
+    _need(g.top_k >= 0, "top_k", g.top_k, "must not be negative")
+    _need(g.num_beams >= 1, "num_beams", g.num_beams, pos)
+    _need(g.repetition_penalty > 0, "repetition_penalty", g.repetition_penalty, "must be positive (1.0 is no penalty)")
+    # paths
+    if m.model_name_or_path and _local_path(m.model_name_or_path): _check_folder("model_name_or_path", m.model_name_or_path)
+    for p in m.adapters: _check_folder("adapter_name_or_path", p)
+    out = Path(t.output_dir)
+    if out.exists() and not out.is_dir(): raise ConfigError(f"output_dir: {t.output_dir!r} is a file; choose a folder")
+    if t.resume_from_checkpoint not in (None, "auto"):
+        rc = Path(t.resume_from_checkpoint)
+        if not rc.is_dir(): raise ConfigError(f"resume_from_checkpoint: {t.resume_from_checkpoint!r} is not a checkpoint folder; give one, or auto for the latest in output_dir")
+    if d.tokenized_path and Path(d.tokenized_path).exists() and not Path(d.tokenized_path).is_dir():
+        raise ConfigError(f"tokenized_path: {d.tokenized_path!r} is a file; give a folder")
+    if t.deepspeed and isinstance(t.deepspeed, str) and not t.deepspeed.strip().startswith("{") and not Path(t.deepspeed).is_file():
+        raise ConfigError(f"deepspeed: config file {t.deepspeed!r} not found")
+
+
+# %% ../nbs/02_hparams.ipynb #d84e5f4d
 def get_train_args(config:str|Path|dict|None=None, overrides:list[str]|dict|None=None) -> TrainArgs:
     "Parse and check the settings of a training run"
     cfg = read_config(config, overrides)
     cfg.setdefault("do_train", True)
     a = TrainArgs(*split_config(cfg, TRAIN_GROUPS))
+    t = a.training
+    if t.resume_from_checkpoint in (True, "true", "True", "auto"): t.resume_from_checkpoint = "auto"
+    elif t.resume_from_checkpoint in (False, "false", "False", ""): t.resume_from_checkpoint = None
+    if "gradient_checkpointing" not in cfg and t.do_train and _has_accelerator():  # on a GPU checkpointing is on unless turned off
+        t.gradient_checkpointing = not a.model.disable_gradient_checkpointing
     _check_train(a)
+    _check_values(a)
     return a
+
 
 # %% ../nbs/02_hparams.ipynb #2f24b02b
 def check_runtime(a:TrainArgs) -> None:
