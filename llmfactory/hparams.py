@@ -104,7 +104,10 @@ class ModelArguments:
         if self.export_quantization_bit is not None: _choices_check("export_quantization_bit", self.export_quantization_bit, (2, 3, 4, 8))
         for k in ("rope_scaling", "flash_attn", "infer_backend", "infer_dtype", "quantization_type"):
             _check_literal(self, k)
-        if isinstance(self.vllm_config, str) and self.vllm_config.startswith("{"): self.vllm_config = json.loads(self.vllm_config)
+        if isinstance(self.vllm_config, str):
+            try: self.vllm_config = json.loads(self.vllm_config)
+            except json.JSONDecodeError: raise ConfigError(f"vllm_config: {self.vllm_config!r} is not a JSON object; write it as a mapping or as JSON text") from None
+            if not isinstance(self.vllm_config, dict): raise ConfigError("vllm_config must be a mapping of vLLM engine settings")
 
     @property
     def adapters(self) -> list[str]:
@@ -157,7 +160,9 @@ class DataArguments:
 
     def __post_init__(self):
         self.dataset, self.eval_dataset = _split_list(self.dataset), _split_list(self.eval_dataset)
-        if isinstance(self.interleave_probs, str): self.interleave_probs = [float(p) for p in _split_list(self.interleave_probs)]
+        if isinstance(self.interleave_probs, str):
+            try: self.interleave_probs = [float(p) for p in _split_list(self.interleave_probs)]
+            except ValueError: raise ConfigError(f"interleave_probs: {self.interleave_probs!r} must be numbers separated by commas, e.g. 0.7,0.3") from None
         _check_literal(self, "mix_strategy")
         if self.cutoff_len < 1: raise ConfigError(f"cutoff_len={self.cutoff_len} must be a positive number of tokens")
         if self.interleave_probs is not None:
@@ -349,6 +354,11 @@ class TrainingArguments(Seq2SeqTrainingArguments):
             warnings.warn("bf16/fp16 requested but no GPU is available: training in fp32 on the CPU")
             self.bf16 = self.fp16 = False
         if not _has_accelerator(): self.dataloader_pin_memory = False  # pinned memory needs an accelerator
+        if self.warmup_ratio is not None and not 0 <= self.warmup_ratio <= 1:
+            raise ConfigError(f"warmup_ratio: {self.warmup_ratio!r} must be a fraction of the training steps in [0, 1]")
+        if self.warmup_steps < 0: raise ConfigError(f"warmup_steps: {self.warmup_steps!r} must not be negative")
+        if self.eval_steps is not None and self.eval_steps <= 0:  # transformers would quietly use logging_steps instead
+            raise ConfigError(f"eval_steps: {self.eval_steps!r} must be positive: a step count, or a fraction (<1) of the training steps")
         if self.warmup_ratio is not None and not self.warmup_steps: self.warmup_steps = float(self.warmup_ratio)
         if self.group_by_length: self.train_sampling_strategy = "group_by_length"
         if self.logging_dir: os.environ.setdefault("TENSORBOARD_LOGGING_DIR", self.logging_dir)
@@ -366,6 +376,13 @@ def _parse_override(item:str) -> tuple[str, Any]:
     except yaml.YAMLError: parsed = value
     return key, parsed
 
+def _parse_error(e) -> str:
+    "One line for a YAML or JSON syntax error: where, and what"
+    if isinstance(e, json.JSONDecodeError): return f"line {e.lineno}, column {e.colno}: {e.msg}"
+    mark = getattr(e, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return where + " ".join(str(getattr(e, "problem", None) or e).split())
+
 def read_config(config:str|Path|dict|None=None, # YAML/JSON file, or a dict of settings
                 overrides:list[str]|dict|None=None, # `key=value` strings (or a dict) applied on top
                ) -> dict:
@@ -375,9 +392,11 @@ def read_config(config:str|Path|dict|None=None, # YAML/JSON file, or a dict of s
     else:
         path = Path(config)
         if not path.exists(): raise ConfigError(f"config file {str(path)!r} not found")
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir(): raise ConfigError(f"config {str(path)!r} is a folder; give the YAML or JSON file inside it")
+        try: text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError: raise ConfigError(f"config file {str(path)!r} is not UTF-8 text; save it as UTF-8") from None
         try: cfg = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as e: raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {e}") from None
+        except (yaml.YAMLError, json.JSONDecodeError) as e: raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {_parse_error(e)}") from None
         cfg = cfg or {}
         if not isinstance(cfg, dict): raise ConfigError(f"{path} must hold a mapping of key: value settings, got {type(cfg).__name__}")
     if isinstance(overrides, dict): cfg.update(overrides)
@@ -568,15 +587,17 @@ def check_keys(cfg:dict, groups:tuple) -> None:
         msgs.append(f"unknown key {k!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
     raise ConfigError("; ".join(msgs) + ". Remove or rename it; `llmfactory keys` lists every valid key.")
 
+_HINTS = {"resume_from_checkpoint": str|bool|None}  # `resume_from_checkpoint: true` means the latest checkpoint
+
 def coerce_config(cfg:dict, cls) -> dict:
     "The keys of `cfg` that `cls` owns, each converted to its field's type; refused fields and values raise `ConfigError`"
     hints, defaults, out = _hints(cls), _defaults(cls), {}
     for k, v in cfg.items():
         if k not in hints or k not in defaults: continue
-        v = None if v is None and defaults[k] is None else coerce_value(k, v, hints[k])
+        v = None if v is None and defaults[k] is None else coerce_value(k, v, _HINTS.get(k, hints[k]))
         if k in REFUSED_FIELDS and v != defaults[k] and v not in (None, False):
             raise ConfigError(f"{k}: {v!r} is not implemented in llmfactory: {REFUSED_FIELDS[k]}")
-        if (k, v) in REFUSED_VALUES: raise ConfigError(f"{k}: {v!r} is not implemented in llmfactory: {REFUSED_VALUES[k, v]}")
+        if isinstance(v, str) and (k, v) in REFUSED_VALUES: raise ConfigError(f"{k}: {v!r} is not implemented in llmfactory: {REFUSED_VALUES[k, v]}")
         out[k] = v
     return out
 
@@ -681,7 +702,8 @@ def _check_values(a:TrainArgs):
             raise ConfigError(f"report_to: {r} needs the {_REPORTER_PACKAGES[r]} package: pip install {_REPORTER_PACKAGES[r]}")
     eval_on = str(getattr(t.eval_strategy, "value", t.eval_strategy)) != "no"
     if (eval_on or t.do_eval) and t.do_train and not d.eval_dataset and not d.val_size:
-        raise ConfigError(f"eval_strategy: {getattr(t.eval_strategy, 'value', t.eval_strategy)} needs data to evaluate on: set val_size (e.g. 0.1) or eval_dataset")
+        what = f"eval_strategy: {getattr(t.eval_strategy, 'value', t.eval_strategy)}" if eval_on else "do_eval: true"
+        raise ConfigError(f"{what} needs data to evaluate on: set val_size (e.g. 0.1) or eval_dataset")
     if t.load_best_model_at_end and not eval_on: raise ConfigError("load_best_model_at_end: true needs evaluation: set eval_strategy (steps or epoch) and val_size or eval_dataset")
     # data
     _need(d.cutoff_len >= 1, "cutoff_len", d.cutoff_len, "must be a positive number of tokens")
