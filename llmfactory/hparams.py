@@ -70,10 +70,8 @@ class ModelArguments:
     om_hub_token: str|None = None  # token for Modelers
     print_param_status: bool = False  # print every parameter's dtype and trainability
     trust_remote_code: bool = False  # run model code shipped with the checkpoint
-    compute_dtype: str|None = None  # set by the library: the dtype training computes in
     device_map: str|dict|None = None  # set by the library or given: where weights go
     model_max_length: int|None = None  # set by the library: the longest sequence the model takes
-    block_diag_attn: bool = False  # set by the library for neat packing
     # quantization
     quantization_method: Literal["bnb", "gptq", "awq", "aqlm", "quanto", "eetq", "hqq", "bitsandbytes"] = "bnb"  # quantization library
     quantization_bit: int|None = None  # quantize the base model to 4 or 8 bits (QLoRA)
@@ -99,6 +97,7 @@ class ModelArguments:
 
     def __post_init__(self):
         if self.new_special_tokens and not self.add_special_tokens: self.add_special_tokens = self.new_special_tokens
+        if not self.use_kv_cache: self.use_cache = False  # the older name of the same switch
         if self.quantization_method == "bitsandbytes": self.quantization_method = "bnb"
         if self.quantization_bit is not None: _choices_check("quantization_bit", self.quantization_bit, (2, 3, 4, 5, 6, 8))
         if self.export_quantization_bit is not None: _choices_check("export_quantization_bit", self.export_quantization_bit, (2, 3, 4, 8))
@@ -524,7 +523,7 @@ def _field_names(cls) -> set[str]: return {f.name for f in fields(cls) if f.init
 
 # %% ../nbs/02_hparams.ipynb #de3f8dc3
 _IGNORED = ("image_max_pixels image_min_pixels image_do_pan_and_scan video_max_pixels video_min_pixels video_fps video_maxlen "
-            "use_audio_in_video audio_sampling_rate crop_to_patches freeze_vision_tower freeze_multi_modal_projector "
+            "use_audio_in_video audio_sampling_rate crop_to_patches "
             "ray_run_name ray_storage_path ray_storage_filesystem ray_num_workers ray_init_kwargs resources_per_worker "
             "placement_strategy cpu_infer chunk_size kt_optimize_rule use_v1_kernels preserve_thinking sglang_maxlen "
             "sglang_mem_fraction sglang_tp_size sglang_config sglang_lora_backend").split()
@@ -554,7 +553,14 @@ _MM = "multimodal (image, video, audio) training is not supported yet; train on 
 REFUSED_FIELDS = {
     "mixture_of_depths": "mixture-of-depths conversion is not available; remove the key",
     "use_mca": "Megatron-core training is not available; use deepspeed or FSDP for large models",
-    "freeze_language_model": _MM, "media_dir": _MM,
+    "freeze_language_model": _MM, "media_dir": _MM, "freeze_vision_tower": _MM, "freeze_multi_modal_projector": _MM,
+    "adapter_folder": "give the adapter folders as adapter_name_or_path (comma-separated to stack several)",
+    "ignore_pad_token_for_loss": "padding never carries loss in llmfactory; remove the key",
+    "save_safetensors": "weights are always written as safetensors; remove the key",
+    "download_mode": "benchmarks are read from local files or archives; nothing is downloaded, so remove the key",
+    "ppo_buffer_size": "PPO makes one update batch per rollout for now; remove the key",
+    "ppo_score_norm": "reward normalisation in PPO is not available yet; remove the key",
+    "ppo_whiten_rewards": "reward whitening in PPO is not available yet; remove the key",
     "ms_hub_token": "ModelScope downloads are not supported; download the model and give its local folder as model_name_or_path",
     "om_hub_token": "Modelers hub downloads are not supported; download the model and give its local folder as model_name_or_path",
     "use_unsloth_gc": "Unsloth's offloaded gradient checkpointing is not wired in; use plain gradient checkpointing (the default on a GPU)",
@@ -563,7 +569,8 @@ REFUSED_FIELDS = {
     "reward_model_adapters": "adapters on top of the reward model are not supported; merge them into the reward model (llmfactory export) and give that folder",
     "reward_model_quantization_bit": "a quantized reward model is not supported; remove the key to load it in the compute dtype",
 }
-REFUSED_VALUES = {("pref_loss", "kto_pair"): "use stage: kto for KTO, or pref_loss: sigmoid, hinge, ipo, orpo or simpo"}
+REFUSED_VALUES = {("pref_loss", "kto_pair"): "use stage: kto for KTO, or pref_loss: sigmoid, hinge, ipo, orpo or simpo",
+                  ("reward_model_type", "api"): "a reward served over HTTP is not supported; give a reward model folder (full or LoRA)"}
 
 
 # %% ../nbs/02_hparams.ipynb #6bb85e45
@@ -738,6 +745,11 @@ def _check_values(a:TrainArgs):
     # paths
     if m.model_name_or_path and _local_path(m.model_name_or_path): _check_folder("model_name_or_path", m.model_name_or_path)
     for p in m.adapters: _check_folder("adapter_name_or_path", p)
+    if f.stage == "ppo" and f.reward_model and Path(f.reward_model).is_dir():
+        is_adapter = (Path(f.reward_model) / "adapter_config.json").exists()
+        if is_adapter != (f.reward_model_type == "lora"):
+            raise ConfigError(f"reward_model_type: {f.reward_model_type} does not match {f.reward_model!r}, which holds a "
+                              f"{'LoRA adapter' if is_adapter else 'full model'}; set reward_model_type: {'lora' if is_adapter else 'full'}")
     out = Path(t.output_dir)
     if out.exists() and not out.is_dir(): raise ConfigError(f"output_dir: {t.output_dir!r} is a file; choose a folder")
     if t.resume_from_checkpoint not in (None, "auto"):
@@ -760,6 +772,7 @@ def get_train_args(config:str|Path|dict|None=None, overrides:list[str]|dict|None
     elif t.resume_from_checkpoint in (False, "false", "False", ""): t.resume_from_checkpoint = None
     if "gradient_checkpointing" not in cfg and t.do_train and _has_accelerator():  # on a GPU checkpointing is on unless turned off
         t.gradient_checkpointing = not a.model.disable_gradient_checkpointing
+    if t.include_tokens_per_second: a.finetuning.include_effective_tokens_per_second = True  # llmfactory counts real (non-padding) tokens
     _check_train(a)
     _check_values(a)
     return a
