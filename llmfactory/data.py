@@ -16,12 +16,13 @@ from .processors import IGNORE_INDEX, infer_seqlen, encode_supervised, preproces
 from .collators import get_collator
 
 # %% auto #0
-__all__ = ['ALPACA_COLUMNS', 'SHAREGPT_COLUMNS', 'OPENAI_COLUMNS', 'SHAREGPT_TAGS', 'OPENAI_TAGS', 'DATA_EXTENSIONS',
-           'SOURCE_KEYS', 'FAST_MAX_BYTES', 'CONVERTERS', 'NO_RESPONSE_STAGES', 'ALIGNED_COLUMNS',
-           'OPTIMIZED_INT_TYPES', 'DataError', 'DatasetAttr', 'read_dataset_info', 'attr_from_entry',
-           'get_dataset_attrs', 'load_raw', 'read_json_rows', 'RowError', 'convert_alpaca', 'check_turns',
-           'convert_sharegpt', 'aligned_features', 'parse_placeholders', 'align_dataset', 'align_rows',
-           'merge_datasets', 'check_stage_data', 'natural_stage', 'load_aligned', 'aligned_columns', 'tokenize_dataset',
+__all__ = ['ALPACA_COLUMNS', 'SHAREGPT_COLUMNS', 'OPENAI_COLUMNS', 'SHAREGPT_TAGS', 'OPENAI_TAGS', 'MEDIA_COLUMNS', 'COLUMN_KEYS',
+           'TAG_KEYS', 'DATA_EXTENSIONS', 'SOURCE_KEYS', 'ENTRY_KEYS', 'TRUE_WORDS', 'FALSE_WORDS', 'SCAN_MAX_BYTES',
+           'FAST_MAX_BYTES', 'CONVERTERS', 'NO_RESPONSE_STAGES', 'ALIGNED_COLUMNS', 'OPTIMIZED_INT_TYPES', 'DataError',
+           'DatasetAttr', 'as_bool', 'did_you_mean', 'read_dataset_info', 'attr_from_entry', 'get_dataset_attrs',
+           'load_raw', 'read_json_rows', 'RowError', 'convert_alpaca', 'check_turns', 'convert_sharegpt',
+           'aligned_features', 'parse_placeholders', 'align_dataset', 'align_rows', 'merge_datasets',
+           'check_stage_data', 'natural_stage', 'load_aligned', 'aligned_columns', 'tokenize_dataset',
            'tokenize_columns', 'columns_dataset', 'get_dataset', 'check_registry', 'IGNORE_INDEX', 'infer_seqlen',
            'encode_supervised', 'preprocess_supervised', 'get_collator']
 
@@ -40,12 +41,15 @@ SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human"
                  "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}
 OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
                "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}
+MEDIA_COLUMNS = ("images", "videos", "audios")  # LLaMA-Factory's multimodal columns, refused until multimodal training exists
+COLUMN_KEYS = ("prompt", "query", "response", "history", "messages", "system", "tools", *MEDIA_COLUMNS, "chosen", "rejected", "kto_tag")
+TAG_KEYS = tuple(SHAREGPT_TAGS)
 
 @dataclass
 class DatasetAttr:
     "One dataset: where it is and how its rows map onto a conversation"
     name: str  # registry name (or the path / hub id, for unregistered datasets)
-    load_from: str = "file"  # file, hf_hub, ms_hub, script or cloud_file
+    load_from: str = "file"  # file, hf_hub, ms_hub, om_hub, script or cloud_file
     path: str = ""  # file or folder path, hub id, script path or cloud URL
     formatting: str = "alpaca"  # alpaca, sharegpt or openai
     ranking: bool = False  # rows hold chosen/rejected pairs
@@ -67,32 +71,73 @@ class DatasetAttr:
 
 # %% ../nbs/04_data.ipynb #d90a801e
 DATA_EXTENSIONS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".arrow": "arrow", ".txt": "text"}
-SOURCE_KEYS = ("file_name", "hf_hub_url", "ms_hub_url", "script_url", "cloud_file_name")
+SOURCE_KEYS = ("file_name", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")
+ENTRY_KEYS = SOURCE_KEYS + ("file_sha1", "formatting", "ranking", "subset", "split", "folder", "num_samples", "columns", "tags")
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+
+def as_bool(v) -> bool|None:
+    "`v` as a boolean: true/false, 1/0, or those (and yes/no) written as strings; None if it is something else"
+    if isinstance(v, bool): return v
+    if isinstance(v, int) and v in (0, 1): return bool(v)
+    if isinstance(v, str) and v.strip().lower() in TRUE_WORDS + FALSE_WORDS: return v.strip().lower() in TRUE_WORDS
+    return None
+
+def did_you_mean(word, choices) -> str:
+    "' (did you mean X?)' for the closest of `choices` to `word`, or ''"
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 def read_dataset_info(dataset_dir:str|Path) -> dict:
     "The registry `dataset_dir/dataset_info.json` ({} if there is none)"
     path = Path(dataset_dir) / "dataset_info.json"
     if not path.exists(): return {}
-    try: info = json.loads(path.read_text(encoding="utf-8"))
+    try: info = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e: raise DataError(f"{path} is not valid JSON: {e}") from None
+    except UnicodeDecodeError: raise DataError(f"{path} is not UTF-8: save it as UTF-8") from None
     if not isinstance(info, dict): raise DataError(f"{path} must hold an object of dataset entries, got {type(info).__name__}")
     return info
+
+def _check_keys(d:dict, known, where:str, inside:str=""):
+    for k in d:
+        if k not in known: raise DataError(f"{where}: unknown key {k!r}{inside}{did_you_mean(k, known)}; known: {', '.join(known)}")
+
+def _entry_fields(e:dict, where:str) -> tuple:
+    "The checked `columns`, `tags`, `ranking` and `num_samples` of registry entry `e`"
+    _check_keys(e, ENTRY_KEYS, where)
+    for k in ("columns", "tags"):
+        if e.get(k) is not None and not isinstance(e[k], dict): raise DataError(f"{where}: {k!r} must be an object, got {json.dumps(e[k])}")
+    cols, tags = dict(e.get("columns") or {}), dict(e.get("tags") or {})
+    _check_keys(cols, COLUMN_KEYS, where, ' in "columns"')
+    _check_keys(tags, TAG_KEYS, where, ' in "tags"')
+    for k, v in [*cols.items(), *tags.items()]:
+        if not (isinstance(v, str) or v is None and k in cols): raise DataError(f"{where}: {k!r} must be a name (a string), got {json.dumps(v)}")
+    for k in SOURCE_KEYS + ("formatting", "subset", "split", "folder"):
+        if e.get(k) is not None and not isinstance(e[k], str): raise DataError(f"{where}: {k!r} must be a string, got {json.dumps(e[k])}")
+    ranking = False if e.get("ranking") is None else as_bool(e["ranking"])
+    if ranking is None: raise DataError(f"{where}: \"ranking\" must be true or false, got {json.dumps(e['ranking'])}")
+    n = e.get("num_samples")
+    if isinstance(n, str) and n.strip().isdigit(): n = int(n)
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise DataError(f"{where}: \"num_samples\" must be a whole number of rows (at least 1), got {json.dumps(e['num_samples'])}")
+    return cols, tags, ranking, n
 
 def attr_from_entry(name:str, e:dict, dataset_dir:str|Path="data") -> DatasetAttr:
     "The `DatasetAttr` of registry entry `e`"
     where = f"dataset {name!r} in {Path(dataset_dir) / 'dataset_info.json'}"
     if not isinstance(e, dict): raise DataError(f"{where} must be an object, got {type(e).__name__}")
-    if os.environ.get("USE_MODELSCOPE_HUB", "0").lower() in ("1", "true") and "ms_hub_url" in e: load_from, path = "ms_hub", e["ms_hub_url"]
+    cols, tags, ranking, num_samples = _entry_fields(e, where)
+    env = lambda k: os.environ.get(k, "0").lower() in ("1", "true")
+    if "ms_hub_url" in e and (env("USE_MODELSCOPE_HUB") or "hf_hub_url" not in e): load_from, path = "ms_hub", e["ms_hub_url"]
+    elif "om_hub_url" in e and (env("USE_OPENMIND_HUB") or "hf_hub_url" not in e): load_from, path = "om_hub", e["om_hub_url"]
     elif "hf_hub_url" in e: load_from, path = "hf_hub", e["hf_hub_url"]
-    elif "ms_hub_url" in e: load_from, path = "ms_hub", e["ms_hub_url"]
     elif "script_url" in e: load_from, path = "script", str(Path(dataset_dir) / e["script_url"])
     elif "cloud_file_name" in e: load_from, path = "cloud_file", e["cloud_file_name"]
     elif "file_name" in e: load_from, path = "file", str(Path(dataset_dir) / e["file_name"])
     else: raise DataError(f"{where} names no source; give one of {', '.join(SOURCE_KEYS)}")
     fmt = e.get("formatting", "alpaca")
-    if fmt not in ("alpaca", "sharegpt", "openai"): raise DataError(f"{where}: formatting {fmt!r} is not one of alpaca, sharegpt, openai")
-    return DatasetAttr(name, load_from, path, fmt, bool(e.get("ranking", False)), dict(e.get("columns") or {}), dict(e.get("tags") or {}),
-                       e.get("subset"), e.get("split", "train"), e.get("folder"), e.get("num_samples"))
+    if fmt not in ("alpaca", "sharegpt", "openai"):
+        raise DataError(f"{where}: formatting {fmt!r} is not one of alpaca, sharegpt, openai{did_you_mean(fmt, ('alpaca', 'sharegpt', 'openai'))}")
+    return DatasetAttr(name, load_from, path, fmt, ranking, cols, tags, e.get("subset"), e.get("split") or "train", e.get("folder"), num_samples)
 
 def get_dataset_attrs(names:list[str]|str|None, dataset_dir:str|Path="data") -> list[DatasetAttr]:
     "The `DatasetAttr` of each name, from the registry in `dataset_dir`, or as a direct path or hub id"
@@ -112,12 +157,95 @@ def get_dataset_attrs(names:list[str]|str|None, dataset_dir:str|Path="data") -> 
     return attrs
 
 # %% ../nbs/04_data.ipynb #b8a24393
+class _Unreadable(Exception):
+    "Why a data file cannot be read, in words (the caller makes it a `DataError` naming the dataset)"
+
+def _kind(v) -> str:
+    "What `v` is, in words"
+    if v is None: return "null"
+    if isinstance(v, bool): return "true/false"
+    if isinstance(v, (int, float)): return "a number"
+    return {str: "text", list: "a list", tuple: "a list", dict: "an object"}.get(type(v), type(v).__name__)
+
+def _text(f:Path) -> str:
+    "The text of `f` without a leading byte-order mark; `_Unreadable` naming the line if it is not UTF-8"
+    data = f.read_bytes()
+    try: return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise _Unreadable(f"{f.name} is not UTF-8 (byte 0x{data[e.start]:02x} on line {line}): save it as UTF-8 (from latin-1: iconv -f latin1 -t utf-8)") from None
+
+def _json_file_rows(f:Path) -> list[dict]:
+    "The rows of json/jsonl file `f` read with `json` (a list of objects, one object per line, or one object); `_Unreadable` if it holds none"
+    text, nan = _text(f), lambda c: None  # NaN and Infinity are read as null, as `datasets` reads them
+    if not text.strip(): raise _Unreadable(f"{f.name} has no rows")
+    try: obj = json.loads(text, parse_constant=nan)
+    except json.JSONDecodeError as e:
+        if not (f.suffix == ".jsonl" or text.lstrip()[:1] == "{" and "\n{" in text.strip()):
+            raise _Unreadable(f"{f.name} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        obj = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip(): continue
+            try: obj.append(json.loads(line, parse_constant=nan))
+            except json.JSONDecodeError as e: raise _Unreadable(f"{f.name} line {n} is not valid JSON ({e.msg})") from None
+    rows = [obj] if isinstance(obj, dict) else obj
+    if not isinstance(rows, list): raise _Unreadable(f"{f.name} must hold a list of rows (objects), got {_kind(obj)}")
+    if not rows: raise _Unreadable(f"{f.name} has no rows")
+    for i, r in enumerate(rows):
+        if type(r) is not dict: raise _Unreadable(f"row {i} of {f.name} is {_kind(r)}, not an object of fields like {{\"instruction\": ..., \"output\": ...}}")
+    if not any(rows): raise _Unreadable(f"every row of {f.name} is an empty object")
+    return rows
+
+def _csv_options(files) -> dict:
+    "`load_dataset` options that read every cell of csv `files` as the text written (numbers too; only empty cells are null)"
+    import csv, datasets
+    try:
+        with open(files[0], encoding="utf-8-sig", newline="") as fh: header = next(csv.reader(fh), [])
+    except UnicodeDecodeError: _text(files[0]); raise
+    dup = [c for c, n in Counter(header).items() if n > 1]
+    if dup: raise _Unreadable(f"column {dup[0]!r} appears twice in the header of {files[0].name}")
+    names = [c or f"Unnamed: {i}" for i, c in enumerate(header)]  # as pandas names them
+    return dict(features=datasets.Features({c: datasets.Value("string") for c in names}), keep_default_na=False, na_values=[""])
+
+def _diagnose(kind:str, files) -> str|None:
+    "Why `files` cannot be read as `kind`, in words (None if no reason is found)"
+    import csv, io
+    try:
+        for f in files:
+            if kind not in ("json", "csv", "text") or not f.stat().st_size: continue
+            text = _text(f)
+            if kind == "json": _json_file_rows(f)
+            if kind != "csv": continue
+            reader = csv.reader(io.StringIO(text, newline=""))
+            header, n = next(reader, []), 0
+            for n, row in enumerate(reader, 1):
+                if len(row) > len(header):
+                    return f"line {reader.line_num} of {f.name} has {len(row)} cells but its header has {len(header)}: quote cells that hold commas (\"a, b\")"
+            if not n and len(files) == 1: return f"{f.name} has no rows, only a header"
+    except _Unreadable as e: return str(e)
+    return None
+
+def _cause(e:Exception) -> str:
+    "The innermost cause of `e`, in one line"
+    while (e.__cause__ or e.__context__) is not None: e = e.__cause__ or e.__context__
+    return f"{type(e).__name__}: {next((l for l in str(e).splitlines() if l.strip()), '')[:300]}"
+
+def _json_stream(files:list[str], columns:tuple):
+    "The rows of json `files`, each with all `columns` (None where it has none)"
+    for f in files:
+        if Path(f).stat().st_size:
+            for r in _json_file_rows(Path(f)): yield {c: r.get(c) for c in columns}
+
+SCAN_MAX_BYTES = 64 << 20  # json files up to this size are checked with `json` before `datasets` reads them (for the same errors as `read_json_rows`),
+                           # and streamed with `json`
+
 def _load_files(attr, data_args):
     import datasets
     path = Path(attr.path)
     if not path.exists(): raise DataError(f"dataset {attr.name!r}: file {str(path)!r} not found")
     if path.is_dir() and (path / "state.json").exists():  # a folder written by `Dataset.save_to_disk`
-        ds = datasets.load_from_disk(str(path))
+        try: ds = datasets.load_from_disk(str(path))
+        except Exception as e: raise DataError(f"dataset {attr.name!r}: could not load the saved dataset {str(path)!r}: {_cause(e)}") from None
         return ds.to_iterable_dataset() if data_args.streaming else ds
     files = sorted(p for p in path.iterdir() if p.suffix in DATA_EXTENSIONS) if path.is_dir() else [path]
     if not files: raise DataError(f"dataset {attr.name!r}: no data files ({', '.join(DATA_EXTENSIONS)}) in folder {str(path)!r}")
@@ -125,29 +253,21 @@ def _load_files(attr, data_args):
     if None in kinds: raise DataError(f"dataset {attr.name!r}: cannot read {files[0].name}; supported: {', '.join(DATA_EXTENSIONS)}")
     if len(kinds) > 1: raise DataError(f"dataset {attr.name!r}: folder {str(path)!r} mixes file types {sorted(kinds)}")
     if all(f.stat().st_size == 0 for f in files): raise DataError(f"dataset {attr.name!r}: {str(path)!r} is empty")
-    kind = kinds.pop()
+    kind, kw, small = kinds.pop(), {}, sum(f.stat().st_size for f in files) <= SCAN_MAX_BYTES
+    fail = lambda msg: DataError(f"dataset {attr.name!r}: could not read {str(path)!r} as {kind}: {msg}")
     try:
-        ds = datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train", streaming=data_args.streaming)
+        if kind == "json" and small:
+            cols = list(dict.fromkeys(k for f in files if f.stat().st_size for r in _json_file_rows(f) for k in r))
+            if data_args.streaming:  # `datasets` streams columns of mixed types as JSON text ('"a"'): read the rows with `json` instead
+                return datasets.IterableDataset.from_generator(_json_stream, gen_kwargs={"files": [str(f) for f in files], "columns": tuple(cols)})
+        if kind == "csv": kw = _csv_options(files)
+    except _Unreadable as e: raise fail(e) from None
+    if data_args.streaming and kind in ("csv", "text") and small and (msg := _diagnose(kind, files)):
+        raise fail(msg)  # streaming reads lazily: say now what `datasets` would fail on in the middle of training
+    try:
+        ds = datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train", streaming=data_args.streaming, **kw)
         return ds.filter(lambda t: bool(t.strip()), input_columns="text") if kind == "text" else ds  # blank lines are not documents
-    except Exception as e:
-        msg = (_diagnose_json(files) if kind == "json" else None) or f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
-        raise DataError(f"dataset {attr.name!r}: could not read {str(path)!r} as {kind}: {msg}") from None
-
-def _diagnose_json(files) -> str|None:
-    "Why json/jsonl `files` cannot be read, in words"
-    for f in files:
-        text = f.read_text(encoding="utf-8", errors="replace")
-        if f.suffix == ".jsonl" or text.lstrip()[:1] == "{" and "\n{" in text.strip():
-            for n, line in enumerate(text.splitlines(), 1):
-                if not line.strip(): continue
-                try: json.loads(line)
-                except json.JSONDecodeError as e: return f"{f.name} line {n} is not valid JSON ({e.msg})"
-            continue
-        try: obj = json.loads(text)
-        except json.JSONDecodeError as e: return f"{f.name} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
-        if obj == [] or obj == {}: return f"{f.name} has no rows"
-        if not isinstance(obj, list): return f"{f.name} must hold a list of rows, got {type(obj).__name__}"
-    return None
+    except Exception as e: raise fail(_diagnose(kind, files) or _cause(e)) from None
 
 def _load_hub(attr, data_args):
     import datasets
@@ -158,6 +278,9 @@ def _load_hub(attr, data_args):
         from modelscope import MsDataset  # pip install modelscope
         ds = MsDataset.load(dataset_name=attr.path, subset_name=attr.subset, data_dir=attr.folder, split=attr.split, use_streaming=data_args.streaming)
         return ds.to_hf_dataset() if hasattr(ds, "to_hf_dataset") else ds
+    if attr.load_from == "om_hub":
+        from openmind import OmDataset  # pip install openmind
+        return OmDataset.load_dataset(path=attr.path, name=attr.subset, data_dir=attr.folder, split=attr.split, streaming=data_args.streaming)
     if attr.load_from == "cloud_file":
         import fsspec
         with fsspec.open(attr.path, "r") as f: text = f.read()
@@ -172,7 +295,7 @@ def load_raw(attr:DatasetAttr, data_args:DataArguments|None=None, seed:int=42):
     else:
         try: ds = _load_hub(attr, data_args)
         except DataError: raise
-        except Exception as e: raise DataError(f"dataset {attr.name!r}: could not load {attr.path!r} from {attr.load_from}: {type(e).__name__}: {str(e)[:300]}") from None
+        except Exception as e: raise DataError(f"dataset {attr.name!r}: could not load {attr.path!r} from {attr.load_from}: {_cause(e)}") from None
     if data_args.streaming:
         return ds.take(data_args.max_samples) if data_args.max_samples else ds
     if len(ds) == 0: raise DataError(f"dataset {attr.name!r}: {attr.path!r} has no rows")
@@ -192,17 +315,17 @@ def _sample_indices(n:int, attr:DatasetAttr, data_args:DataArguments, seed:int=4
 FAST_MAX_BYTES = 8 << 20  # local json/jsonl files up to this size are read with `json` and tokenized in memory (0: always `datasets`);
                           # bigger ones go through `datasets`, whose batches keep the Python objects of only 1000 rows alive at a time
 
+def _fast_file(attr) -> bool:
+    "Whether `attr` is a local json/jsonl file small enough for `read_json_rows`"
+    p = Path(attr.path)
+    return attr.load_from == "file" and p.suffix in (".json", ".jsonl") and p.is_file() and 0 < p.stat().st_size <= FAST_MAX_BYTES
+
 def read_json_rows(attr:DatasetAttr) -> tuple[list[dict], list[str]]|None:
-    "The rows and columns of a small local json/jsonl file read with `json`; None for anything else (left to `datasets`)"
+    "The rows and columns of a small local json/jsonl file read with `json` (None for anything else, left to `datasets`); the errors of `load_raw`"
+    if not _fast_file(attr): return None
     path = Path(attr.path)
-    if attr.load_from != "file" or path.suffix not in (".json", ".jsonl") or not path.is_file(): return None
-    if not 0 < path.stat().st_size <= FAST_MAX_BYTES: return None
-    try:
-        text = path.read_text(encoding="utf-8")
-        try: rows = json.loads(text)
-        except json.JSONDecodeError: rows = [json.loads(l) for l in text.splitlines() if l.strip()]  # JSON lines
-    except (UnicodeDecodeError, json.JSONDecodeError): return None  # `datasets` says what is wrong
-    if not isinstance(rows, list) or not rows or not all(type(r) is dict for r in rows): return None
+    try: rows = _json_file_rows(path)
+    except _Unreadable as e: raise DataError(f"dataset {attr.name!r}: could not read {str(path)!r} as json: {e}") from None
     return rows, list(dict.fromkeys(k for r in rows for k in r))
 
 # %% ../nbs/04_data.ipynb #fa704ed0
@@ -216,7 +339,9 @@ def _str(attr, i, row, col, required=True):
     if v is None or v == "":
         if required: raise RowError(f"{_where(attr, i)}: field {col!r} is missing or empty")
         return ""
-    if not isinstance(v, str): raise RowError(f"{_where(attr, i)}: field {col!r} must be a string, got {type(v).__name__}")
+    if not isinstance(v, str):
+        fix = "; write it as text, in quotes" if _kind(v) == "a number" else ""
+        raise RowError(f"{_where(attr, i)}: field {col!r} must be text, got {_kind(v)}{fix}")
     return v
 
 def _tools_text(attr, i, row) -> str:
@@ -227,14 +352,14 @@ def _tools_text(attr, i, row) -> str:
         try: v = json.loads(v)
         except json.JSONDecodeError as e: raise RowError(f"{_where(attr, i)}: field {col!r} is not valid JSON: {e}") from None
     if isinstance(v, dict): v = [v]
-    if not isinstance(v, list): raise RowError(f"{_where(attr, i)}: field {col!r} must be a list of tool definitions")
+    if not isinstance(v, list): raise RowError(f"{_where(attr, i)}: field {col!r} must be a list of tool definitions, got {_kind(v)}")
     return json.dumps(v, ensure_ascii=False) if v else ""
 
 def _kto_tag(attr, i, row):
     col = attr.column("kto_tag")
     if not col: return None
-    v = row.get(col)
-    if not isinstance(v, bool): raise RowError(f"{_where(attr, i)}: field {col!r} (kto_tag) must be true or false, got {v!r}")
+    v = as_bool(row.get(col))
+    if v is None: raise RowError(f"{_where(attr, i)}: field {col!r} (kto_tag) must be true or false, got {json.dumps(row.get(col))}")
     return v
 
 def _msg(role, content, tool_calls=None): return {"role": role, "content": content, "tool_calls": tool_calls}
@@ -289,28 +414,35 @@ def _tool_calls(attr, i, col, value) -> list[dict]:
         out.append({"type": "function", "function": {"name": fn["name"], "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)}})
     return out
 
-def _sharegpt_msg(attr, i, col, m) -> dict:
-    if isinstance(m, str): return _msg("assistant", m)  # chosen/rejected given as plain text
-    if not isinstance(m, dict): raise RowError(f"{_where(attr, i)}: field {col!r} must hold message objects, got {type(m).__name__}")
+def _sharegpt_msg(attr, i, col, m, k=None) -> dict:
+    "Message `m` (turn `k` of field `col`) in the internal form"
+    at = f"{_where(attr, i)}: field {col!r}" + ("" if k is None else f", turn {k}")
+    if isinstance(m, str) and k is None: return _msg("assistant", m)  # chosen/rejected given as plain text
+    if not isinstance(m, dict): raise RowError(f"{at}: a message must be an object, got {_kind(m)}")
     roles = {attr.tag("user_tag"): "user", attr.tag("assistant_tag"): "assistant", attr.tag("observation_tag"): "tool",
              attr.tag("function_tag"): "function", attr.tag("system_tag"): "system"}
     if attr.formatting == "openai": roles.update({"tool": "tool", "function": "tool"})
-    tag, content = m.get(attr.tag("role_tag")), m.get(attr.tag("content_tag"))
-    if tag not in roles:
-        raise RowError(f"{_where(attr, i)}: field {col!r}: unknown role {tag!r} under key {attr.tag('role_tag')!r}; expected one of {sorted(roles)}")
+    role_key, content_key = attr.tag("role_tag"), attr.tag("content_tag")
+    if role_key not in m: raise RowError(f"{at}: the message has no {role_key!r} key (its keys: {sorted(m)}); name the role key with \"tags\": {{\"role_tag\": ...}}")
+    tag, content = m[role_key], m.get(content_key)
+    if not isinstance(tag, str) or tag not in roles:
+        raise RowError(f"{at}: unknown role {tag!r} under key {role_key!r}; expected one of {sorted(roles)}")
+    role, calls = roles[tag], m.get("tool_calls")
+    if content is None and not (role == "assistant" and calls):
+        what = "null" if content_key in m else f"missing (its keys: {sorted(m)})"
+        raise RowError(f"{at}: the {role} message's {content_key!r} is {what}; give its text or drop the row")
     if content is not None and not isinstance(content, str):
-        raise RowError(f"{_where(attr, i)}: field {col!r}: message content must be a string, got {type(content).__name__}")
-    role = roles[tag]
+        raise RowError(f"{at}: message content {content_key!r} must be text, got {_kind(content)}")
     if role == "function": return _msg("assistant", "", _tool_calls(attr, i, col, content))
-    calls = m.get("tool_calls")
     return _msg(role, content or "", _tool_calls(attr, i, col, calls) if calls else None)
 
 def convert_sharegpt(row:dict, attr:DatasetAttr, i:int=0, need_response:bool=True) -> dict:
     "A sharegpt (or openai) row in the internal form"
     col = attr.column("messages")
     raw = row.get(col)
-    if not isinstance(raw, list) or not raw: raise RowError(f"{_where(attr, i)}: field {col!r} must be a non-empty list of messages")
-    msgs = [_sharegpt_msg(attr, i, col, m) for m in raw]
+    if not isinstance(raw, list) or not raw:
+        raise RowError(f"{_where(attr, i)}: field {col!r} must be a non-empty list of messages, got {'an empty list' if raw == [] else _kind(raw)}")
+    msgs = [_sharegpt_msg(attr, i, col, m, k) for k, m in enumerate(raw)]
     system = _str(attr, i, row, attr.column("system"), required=False)
     if msgs[0]["role"] == "system": system, msgs = system or msgs[0]["content"], msgs[1:]
     problem = check_turns(msgs)
@@ -376,8 +508,14 @@ def _row_converter(attr, data_args, stage):
             for k, v in fill.items(): m["content"] = m["content"].replace("{{" + k + "}}", v)
         return msgs
     empty = {"_prompt": [], "_response": [], "_system": "", "_tools": "", "_kto_tag": None}
+    media = [(m, attr.columns.get(m) or m) for m in MEDIA_COLUMNS]
     def one(r, i):
-        try: o, err = convert(r, attr, i, need), ""
+        try:
+            for m, c in media:
+                if r.get(c) not in (None, "", []):
+                    raise RowError(f"{_where(attr, i)}: field {c!r} holds {m}, but multimodal data is not supported yet; "
+                                   f"remove the field (and the <{m[:-1]}> placeholders) or the rows that have it")
+            o, err = convert(r, attr, i, need), ""
         except RowError as e: o, err = empty, str(e)
         if fill: o = dict(o, _prompt=_fill(o["_prompt"]), _response=_fill(o["_response"]), _system=(o["_system"] and _fill([_msg("system", o["_system"])])[0]["content"]))
         return o, err
@@ -398,6 +536,7 @@ def align_dataset(ds, attr:DatasetAttr, data_args:DataArguments|None=None, stage
     data_args = data_args or DataArguments()
     one = _row_converter(attr, data_args, stage)
     cols = getattr(ds, "column_names", None)
+    if cols is None and data_args.streaming: cols = list(next(iter(ds), {}))  # rows streamed by `_json_stream` all have every column
     if cols is not None: _check_columns(cols, attr, stage)
     def _batch(batch, idx):
         out = {k: [] for k in aligned_features()}
@@ -447,6 +586,9 @@ def merge_datasets(parts:list, data_args:DataArguments, seed:int=42):
 def check_stage_data(attrs:list[DatasetAttr], stage:str) -> None:
     "Raise `DataError` if the datasets do not suit `stage` (pairwise stages need ranking data and vice versa)"
     for a in attrs:
+        if media := [m for m in MEDIA_COLUMNS if a.columns.get(m)]:
+            raise DataError(f"dataset {a.name!r}: multimodal data is not supported yet; its dataset_info.json entry maps {'/'.join(media)} columns. "
+                            f"Remove them (and the <image>/<video>/<audio> placeholders) to train on the text alone")
         if stage in PAIRWISE_STAGES and not a.ranking:
             raise DataError(f"stage {stage} needs pairwise data (chosen/rejected), but dataset {a.name!r} is not marked \"ranking\": true in dataset_info.json")
         if stage not in PAIRWISE_STAGES and a.ranking:
@@ -493,12 +635,10 @@ def aligned_columns(names, data_args:DataArguments, stage:str="sft", seed:int=42
     if not attrs: raise DataError("no dataset given: set `dataset` to registry names or file paths")
     check_stage_data(attrs, stage)
     if len(attrs) > 1 and data_args.mix_strategy != "concat": return None
-    read = []
-    for a in attrs:
-        if (r := read_json_rows(a)) is None: return None
-        read.append(r)
+    if not all(_fast_file(a) for a in attrs): return None
     out = {k: [] for k in ALIGNED_COLUMNS}
-    for a, (rows, cols) in zip(attrs, read):
+    for a in attrs:  # read and align one dataset after the other, so that errors come in the order `load_aligned` gives them
+        rows, cols = read_json_rows(a)
         idx = _sample_indices(len(rows), a, data_args, seed)
         part = align_rows(rows if idx is None else [rows[i] for i in idx], a, data_args, stage,
                           {} if reports is None else reports.setdefault(a.name, {}), columns=cols)
