@@ -1,12 +1,13 @@
-"""GPU checks that CPU CI cannot run: LoRA, QLoRA 4/8-bit and DPO training in bf16 on CUDA, attention
-implementations, chat generation with an adapter and a merged export, on the tiny Llama.
+"""GPU checks that CPU CI cannot run: LoRA, QLoRA 4/8-bit and DPO training in bf16 on CUDA, full-tuning DPO, KTO, PPO and
+GRPO (their reference, reward and policy models must share the GPU), attention implementations, chat generation with an adapter
+and a merged export, on the tiny Llama.
 
-    python bench/gpu_check.py [--out DIR]
+    python bench/gpu_check.py [--out DIR] [--only NAME,...] [--cpu]
 
 Prints one line per check (`PASS`/`FAIL`/`SKIP name: detail`) and a summary; writes `gpu_check.json` to DIR.
 Runs in a few minutes on one GPU, offline (the tiny model is built locally).
 """
-import argparse, json, os, sys, tempfile, time, traceback
+import argparse, json, math, os, sys, tempfile, time, traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,16 +33,29 @@ def check_learns(name, **kw):
     return ok, f"loss {m['first_loss']:.3f} -> {m['last_loss']:.3f} in {secs:.1f}s", out
 
 
+def check_rewards(name, **kw):
+    "An RL stage (ppo, grpo) runs its steps with finite losses and rewards: its reference and reward models sit beside the policy"
+    from llmfactory.callbacks import read_log
+    out, m, secs = train(**kw)
+    recs = read_log(out)
+    rewards, losses = [r["reward"] for r in recs if "reward" in r], [r["loss"] for r in recs if "loss" in r]
+    ok = len(rewards) >= 2 and all(math.isfinite(v) for v in rewards + losses)
+    return ok, f"reward {rewards[0]:.3f} -> {rewards[-1]:.3f}, loss {losses[0]:.3f} -> {losses[-1]:.3f} in {secs:.1f}s", out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=os.environ.get("OUT", "."))
     p.add_argument("--cpu", action="store_true", help="dry run of the script on a CPU (fp32)")
+    p.add_argument("--only", default="", help="comma-separated parts of check names: run only the checks whose name holds one")
     a = p.parse_args()
+    only = [o.strip() for o in a.only.split(",") if o.strip()]
     if a.cpu: DEFAULTS["bf16"] = False
     import torch
     results = []
 
     def record(name, fn):
+        if only and not any(o in name for o in only): return
         try:
             ok, detail, *_ = fn()
             status = "PASS" if ok is True else ("SKIP" if ok is None else "FAIL")
@@ -68,6 +82,18 @@ def main():
     record("sft full bf16 sdpa", lambda: check_learns("full", finetuning_type="full", learning_rate=1e-3, flash_attn="sdpa"))
     record("dpo lora bf16", lambda: check_learns("dpo", stage="dpo", dataset="math_pairs_train", max_samples=32,
                                                  per_device_train_batch_size=8, max_steps=40))
+    full = dict(finetuning_type="full", learning_rate=1e-3, flash_attn="sdpa")  # a reference model loaded beside the policy
+    record("dpo full bf16", lambda: check_learns("dpo-full", stage="dpo", dataset="math_pairs_train", max_samples=32, max_steps=40, **full))
+    record("kto full bf16", lambda: check_learns("kto-full", stage="kto", dataset="math_kto_train", max_samples=32, max_steps=40, **full))
+    rm = {}
+    def ppo_full():
+        rm["path"], m, _ = train(stage="rm", dataset="math_pairs_train", max_samples=32, max_steps=20, finetuning_type="full", learning_rate=1e-3)
+        return check_rewards("ppo-full", stage="ppo", dataset="math_train", max_samples=64, max_steps=8, logging_steps=2, max_new_tokens=8,
+                             reward_model=rm["path"], reward_model_type="full", **dict(full, learning_rate=2e-5))
+    record("ppo full bf16 (full reward model)", ppo_full)
+    record("grpo full bf16", lambda: check_rewards("grpo-full", stage="grpo", dataset="math_train", max_samples=64, max_steps=8, logging_steps=2,
+                                                   max_new_tokens=8, reward_funcs="number_match,digit_format", pref_beta=0.04,
+                                                   **dict(full, learning_rate=2e-5)))
 
     def fa2():
         try:

@@ -12,8 +12,8 @@ import transformers
 from transformers import TrainerCallback
 
 # %% auto #0
-__all__ = ['LOG_FILE', 'STAGING', 'LogCallback', 'read_log', 'smooth', 'plot_loss', 'AtomicCheckpointMixin', 'StageTrainer',
-           'setup_trackers']
+__all__ = ['LOG_FILE', 'STAGING', 'LOSS_STATE', 'LogCallback', 'read_log', 'truncate_log', 'smooth', 'plot_loss',
+           'AtomicCheckpointMixin', 'RunningLossMixin', 'StageTrainer', 'setup_trackers']
 
 # %% ../nbs/06_callbacks.ipynb #404cfd65
 LOG_FILE = "trainer_log.jsonl"
@@ -27,7 +27,8 @@ class LogCallback(TrainerCallback):
         if not args.should_save: return
         os.makedirs(args.output_dir, exist_ok=True)
         path = Path(args.output_dir) / LOG_FILE
-        if state.global_step == 0 and path.exists(): path.unlink()  # a fresh run; a resumed one appends
+        if state.global_step == 0 and path.exists(): path.unlink()  # a fresh run
+        else: truncate_log(args.output_dir, state.global_step)  # a resumed run: the steps after its checkpoint run again
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not args.should_save or not logs: return
@@ -53,6 +54,22 @@ def read_log(output_dir:str|Path) -> list[dict]:
         try: out.append(json.loads(line))
         except json.JSONDecodeError: pass
     return out
+
+def truncate_log(output_dir:str|Path, step:int) -> int:
+    "Drop the records of `output_dir/trainer_log.jsonl` after `step`, and lines cut short, atomically; returns how many were dropped"
+    path = Path(output_dir) / LOG_FILE
+    if not path.exists(): return 0
+    keep, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try: ok = json.loads(line).get("current_steps", 0) <= step
+        except (json.JSONDecodeError, AttributeError): ok = False
+        if ok: keep.append(line)
+        else: dropped += 1
+    if dropped:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(l + "\n" for l in keep), encoding="utf-8")
+        os.replace(tmp, path)
+    return dropped
 
 # %% ../nbs/06_callbacks.ipynb #0f19ff80
 def smooth(values:list[float], weight:float|None=None) -> list[float]:
@@ -104,16 +121,60 @@ class AtomicCheckpointMixin:
         finally: self._staging = False
         self.accelerator.wait_for_everyone()  # every process has written its part
         if self.args.should_save:
-            if os.path.exists(final): shutil.rmtree(final)
+            old = os.path.join(run_dir, STAGING, name + ".old")  # a checkpoint of the same step, moved aside whole, never half-deleted in place
+            if os.path.exists(old): shutil.rmtree(old)
+            if os.path.exists(final): os.replace(final, old)
             os.replace(staged, final)
+            shutil.rmtree(old, ignore_errors=True)
             best = self.state.best_global_step and os.path.join(run_dir, f"checkpoint-{self.state.best_global_step}")
             if best and os.path.exists(best): self.state.best_model_checkpoint = best
             rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
         self.accelerator.wait_for_everyone()
 
-class StageTrainer(AtomicCheckpointMixin, transformers.Trainer):
-    "transformers' `Trainer` with atomic checkpoints: the base of every stage's trainer"
+LOSS_STATE = "loss_state.json"
+
+class _RestoreLoss(TrainerCallback):
+    "Set the trainer's loss sums from its checkpoint once `train` has reset them"
+    def __init__(self, trainer): self.trainer = trainer
+    def on_train_begin(self, args, state, control, **kwargs):
+        t, s = self.trainer, self.trainer._resumed_loss
+        if s is None or s.get("global_step") != state.global_step: return
+        t._total_loss_scalar, t._globalstep_last_logged = s["logged"], s["last_logged"]
+        t._tr_loss += s["pending"]
+
+class RunningLossMixin:
+    "Trainer mixin: checkpoints keep the loss summed so far, so a resumed run logs the same losses and reports `train_loss` over the whole run"
+    _resumed_loss, _whole_run = None, False
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        from transformers.trainer_utils import get_last_checkpoint
+        ckpt = resume_from_checkpoint
+        if isinstance(ckpt, bool): ckpt = get_last_checkpoint(self.args.output_dir) if ckpt else None
+        path = Path(ckpt) / LOSS_STATE if ckpt else None
+        self._resumed_loss = json.loads(path.read_text()) if path and path.exists() else None
+        self._whole_run = ckpt is None or self._resumed_loss is not None
+        if not any(isinstance(cb, _RestoreLoss) for cb in self.callback_handler.callbacks): self.add_callback(_RestoreLoss(self))
+        out = super().train(resume_from_checkpoint, *args, **kwargs)
+        return out._replace(training_loss=out.metrics.get("train_loss", out.training_loss))
+
+    def _save_checkpoint(self, model, trial):
+        from transformers.trainer_pt_utils import nested_gather
+        super()._save_checkpoint(model, trial)
+        tr = getattr(self, "_tr_loss", None)
+        if tr is None: return
+        pending = nested_gather(tr.detach().clone(), self.args.parallel_mode).mean().item()  # the loss since the last log line
+        if not self.args.should_save: return
+        state = dict(global_step=self.state.global_step, logged=self._total_loss_scalar, pending=pending, last_logged=self._globalstep_last_logged)
+        folder = os.path.join(self._get_output_dir(trial), f"checkpoint-{self.state.global_step}")
+        Path(folder, LOSS_STATE).write_text(json.dumps(state))
+
+    def log(self, logs:dict, *args, **kwargs):
+        if "train_loss" in logs and self._whole_run and self.state.global_step:  # the final metrics: the mean over every step
+            logs["train_loss"] = self._total_loss_scalar / self.state.global_step
+        return super().log(logs, *args, **kwargs)
+
+class StageTrainer(AtomicCheckpointMixin, RunningLossMixin, transformers.Trainer):
+    "transformers' `Trainer` with atomic checkpoints that resume to the same losses: the base of every stage's trainer"
 
 # %% ../nbs/06_callbacks.ipynb #f04641ab
 _OURS = {}  # the environment values set here, which a later run may replace

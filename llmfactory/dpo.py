@@ -17,8 +17,8 @@ from .model import load_model, load_tokenizer
 from .sft import head_at, setup_stage, train_and_evaluate
 
 # %% auto #0
-__all__ = ['NO_REFERENCE', 'sequence_logps', 'row_logps', 'get_ref_model', 'reference', 'preference_loss', 'MetricsMixin',
-           'DPOTrainer', 'preference_accuracy', 'run_dpo', 'pair_rows', 'pad', 'pair_collator']
+__all__ = ['NO_REFERENCE', 'sequence_logps', 'row_logps', 'frozen_on', 'get_ref_model', 'reference', 'preference_loss',
+           'MetricsMixin', 'DPOTrainer', 'preference_accuracy', 'run_dpo', 'pair_rows', 'pad', 'pair_collator']
 
 # %% ../nbs/07c_dpo.ipynb #d603ceb4
 def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,14 +51,22 @@ def row_logps(model, inputs:dict, padding_free:bool=True) -> tuple[torch.Tensor,
     return tok.new_zeros(len(lens)).index_add(0, seg[at], tok), lens.new_zeros(len(lens)).index_add(0, seg, m.long())
 
 # %% ../nbs/07c_dpo.ipynb #6b9b3501
-def get_ref_model(args:TrainArgs, tokenizer):
-    "A frozen reference model, or None when the LoRA policy with its adapter disabled serves as the reference"
+def frozen_on(model, device):
+    "`model` in eval mode without gradients, moved to `device` unless a device map or quantization placed it; None stays None"
+    if model is None: return None
+    placed = getattr(model, "hf_device_map", None) or getattr(model, "hf_quantizer", None) is not None
+    if not placed and device is not None: model = model.to(device)
+    return model.eval().requires_grad_(False)
+
+def get_ref_model(args:TrainArgs, tokenizer, device=None):
+    "A frozen reference model on `device` (default: the training device), or None when the LoRA policy with its adapter disabled serves as the reference"
     from dataclasses import replace
     f = args.finetuning
     if f.finetuning_type == "lora" and f.ref_model is None: return None
     m = replace(args.model, model_name_or_path=f.ref_model or args.model.model_name_or_path,
                 adapter_name_or_path=f.ref_model_adapters, quantization_bit=f.ref_model_quantization_bit)
-    return load_model(tokenizer, m, FinetuningArguments(finetuning_type="lora" if m.adapter_name_or_path else "full"), is_trainable=False)
+    ref = load_model(tokenizer, m, FinetuningArguments(finetuning_type="lora" if m.adapter_name_or_path else "full"), is_trainable=False)
+    return frozen_on(ref, args.training.device if device is None else device)
 
 @contextmanager
 def reference(model, ref_model=None):
@@ -109,7 +117,7 @@ class DPOTrainer(MetricsMixin, StageTrainer):
     "Trainer of the pairwise preference losses (`pref_loss`)"
     def __init__(self, *args, finetuning_args:FinetuningArguments, ref_model=None, padding_free:bool=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.f, self.ref_model, self.padding_free = finetuning_args, ref_model, padding_free
+        self.f, self.ref_model, self.padding_free = finetuning_args, frozen_on(ref_model, self.args.device), padding_free
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         f = self.f

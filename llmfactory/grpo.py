@@ -10,7 +10,7 @@ import torch
 
 from .callbacks import LogCallback, StageTrainer, setup_trackers
 from .data import get_collator, get_dataset
-from .dpo import MetricsMixin, get_ref_model, reference
+from .dpo import MetricsMixin, frozen_on, get_ref_model, reference
 from .hparams import ConfigError, FinetuningArguments, TrainArgs
 from .model import count_parameters, load_model, load_tokenizer
 from .ppo import masked_mean, reply_logps, sample_replies
@@ -59,7 +59,8 @@ class GRPOTrainer(MetricsMixin, StageTrainer):
     "GRPO: each Trainer step samples a group of replies per prompt, rewards them and reinforces the above-average ones"
     def __init__(self, *args, finetuning_args:FinetuningArguments, generating_args, reward_funcs:list, ref_model=None, stop_ids=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.f, self.g, self.reward_funcs, self.ref_model, self.stop_ids = finetuning_args, generating_args, reward_funcs, ref_model, stop_ids
+        self.f, self.g, self.reward_funcs, self.stop_ids = finetuning_args, generating_args, reward_funcs, stop_ids
+        self.ref_model = frozen_on(ref_model, self.args.device)  # beside the policy
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         G, policy, P = self.f.grpo_num_generations, self.accelerator.unwrap_model(model), inputs["input_ids"].shape[1]

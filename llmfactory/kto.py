@@ -9,7 +9,7 @@ import torch
 
 from .callbacks import StageTrainer
 from .data import IGNORE_INDEX, get_collator
-from .dpo import MetricsMixin, get_ref_model, pad, reference, sequence_logps
+from .dpo import MetricsMixin, frozen_on, get_ref_model, pad, reference, sequence_logps
 from .hparams import FinetuningArguments, TrainArgs
 from .model import load_model, load_tokenizer
 from .sft import setup_stage, train_and_evaluate
@@ -30,7 +30,7 @@ class KTOTrainer(MetricsMixin, StageTrainer):
     "Trainer of the KTO loss on batches with `kl_*` rows and `kto_tags`"
     def __init__(self, *args, finetuning_args:FinetuningArguments, ref_model=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.f, self.ref_model = finetuning_args, ref_model
+        self.f, self.ref_model = finetuning_args, frozen_on(ref_model, self.args.device)  # beside the policy
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         run = lambda m, p: sequence_logps(m(input_ids=inputs[f"{p}input_ids"], attention_mask=inputs[f"{p}attention_mask"]).logits, inputs[f"{p}labels"])[0]

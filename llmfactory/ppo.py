@@ -11,7 +11,7 @@ from torch import nn
 
 from .callbacks import LogCallback, StageTrainer, setup_trackers
 from .data import get_collator, get_dataset
-from .dpo import MetricsMixin, reference
+from .dpo import MetricsMixin, frozen_on, reference
 from .hparams import FinetuningArguments, ModelArguments, TrainArgs
 from .model import count_parameters, load_model, load_tokenizer
 from .rm import load_reward_model
@@ -61,7 +61,8 @@ class PPOTrainer(MetricsMixin, StageTrainer):
     "PPO: each Trainer step is one rollout, scored by `reward_model`, then `ppo_epochs` clipped updates"
     def __init__(self, *args, finetuning_args:FinetuningArguments, generating_args, reward_model, ref_model=None, stop_ids=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.f, self.g, self.reward_model, self.ref_model, self.stop_ids = finetuning_args, generating_args, reward_model, ref_model, stop_ids
+        self.f, self.g, self.stop_ids = finetuning_args, generating_args, stop_ids
+        self.reward_model, self.ref_model = frozen_on(reward_model, self.args.device), frozen_on(ref_model, self.args.device)  # beside the policy
         self.v_head = nn.Linear(self.model.config.hidden_size, 1).to(self.model.device)
         nn.init.zeros_(self.v_head.weight); nn.init.zeros_(self.v_head.bias)
         self.kl_coef = 0.2
@@ -131,7 +132,7 @@ def run_ppo(args:TrainArgs, callbacks:list|None=None) -> dict:
     template = get_template_for(d, tokenizer)
     datasets = get_dataset(d, template, tokenizer, stage="ppo", seed=t.seed)
     model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
-    reward_model = load_reward_model(tokenizer, ModelArguments(model_name_or_path=f.reward_model)).to(model.device)
+    reward_model = frozen_on(load_reward_model(tokenizer, ModelArguments(model_name_or_path=f.reward_model)), t.device)
     t.gradient_checkpointing, t.remove_unused_columns, t.gradient_accumulation_steps = False, False, 1
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_rm.ipynb #2f6a3126
 from __future__ import annotations
-import json
+import json, warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,22 +26,32 @@ __all__ = ['load_reward_model', 'RewardTrainer', 'pairwise_accuracy', 'run_rm']
 def load_reward_model(tokenizer, model_args, finetuning_args=None, is_trainable:bool=False):
     "The scoring model: `model_args`' model with a one-number head, tuned as `finetuning_args` says (or a trained reward model for inference)"
     from transformers import AutoModelForSequenceClassification
+    def fit_vocab(model):  # tokens the template or add_tokens added need rows of their own
+        have = model.get_input_embeddings().weight.shape[0]
+        if tokenizer is None or len(tokenizer) <= have: return False
+        warnings.warn(f"the tokenizer has {len(tokenizer)} tokens and the model's embeddings {have} rows: resizing them; the new rows train")
+        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=8)
+        return True
     path = resolve_model_path(model_args.model_name_or_path)
     adapter = Path(path) / "adapter_config.json"
     if adapter.exists() and not is_trainable:  # a LoRA reward model: its base, then the adapter (with the head)
         from peft import PeftModel
         base = AutoModelForSequenceClassification.from_pretrained(json.loads(adapter.read_text())["base_model_name_or_path"], num_labels=1)
         base.config.pad_token_id = tokenizer.pad_token_id
+        fit_vocab(base)  # the adapter holds the trained rows
         return PeftModel.from_pretrained(base, path).eval().requires_grad_(False)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=get_compute_dtype(model_args))
     model.config.pad_token_id = tokenizer.pad_token_id
+    if fit_vocab(model): model_args.resize_vocab = True  # freeze tuning then trains the embeddings
     if not is_trainable: return model.eval().requires_grad_(False)
     f = finetuning_args
     if f.finetuning_type == "lora" and not model_args.adapters:  # peft's SEQ_CLS task trains and saves the `score` head too
         from peft import LoraConfig, get_peft_model
+        embeddings = [n for n, mod in model.named_modules() if mod is model.get_input_embeddings()] if model_args.resize_vocab else []
         return get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=f.lora_rank, lora_alpha=f.lora_alpha, lora_dropout=f.lora_dropout,
                                                 target_modules=[t for t in resolve_lora_target(f.lora_target, model) if t != "score"],
-                                                modules_to_save=f.additional_target, use_rslora=f.use_rslora, use_dora=f.use_dora))
+                                                modules_to_save=list(f.additional_target or []) + embeddings or None,
+                                                use_rslora=f.use_rslora, use_dora=f.use_dora))
     model = init_adapter(model, model_args, f, is_trainable=True)
     model.score.requires_grad_(True)
     return model
