@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, importlib, os, platform, sys
 
 # %% auto #0
-__all__ = ['STACK', 'COMMANDS', 'env_info', 'tune_allocator', 'build_parser', 'main']
+__all__ = ['STACK', 'REPORT_URL', 'PIP_NAMES', 'COMMANDS', 'env_info', 'error_message', 'tune_allocator', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #0aef3edb
 STACK = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "tokenizers", "vllm")
@@ -29,6 +29,47 @@ def env_info() -> dict:
     except Exception as e: info["bitsandbytes usable"] = f"no ({type(e).__name__})"
     info["vllm usable"] = "yes" if _version("vllm") and torch.cuda.is_available() else "no (needs the vllm extra and a CUDA GPU)"
     return info
+
+# %% ../nbs/10_cli.ipynb #d9d0b0c0
+REPORT_URL = "https://github.com/llmfactory/llmfactory/issues"
+PIP_NAMES = {"galore_torch": "galore-torch", "apollo_torch": "apollo-torch", "adam_mini": "adam-mini", "yaml": "pyyaml", "sklearn": "scikit-learn",
+             "rouge_chinese": "rouge-chinese", "liger_kernel": "liger-kernel", "flash_attn": "flash-attn", "tensorboard": "tensorboard",
+             "PIL": "pillow", "google.protobuf": "protobuf"}
+_MISSING_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+_LOADERS = ("/transformers/", "/huggingface_hub/", "/peft/")  # where a model or adapter that cannot be found is reported
+_PARSING = ("/llmfactory/hparams.py", "/transformers/training_args.py", "/argparse.py", "/yaml/")  # where settings are parsed
+
+def _frames(e:BaseException) -> list[str]:
+    import traceback
+    return [f.filename.replace(os.sep, "/") for f in traceback.extract_tb(e.__traceback__)]
+
+def _one_line(text:str) -> str: return " ".join(str(text).split())
+
+def error_message(e:BaseException) -> str|None:
+    "The one-line message, with the fix, of an error caused by the user's settings or files; None for an unexpected (internal) error"
+    from llmfactory.hparams import ConfigError
+    from llmfactory.data import DataError
+    frames = _frames(e)
+    if isinstance(e, (ConfigError, DataError)): return _one_line(e)
+    if isinstance(e, ModuleNotFoundError) or (isinstance(e, ImportError) and e.name):
+        top = (e.name or "").split(".")[0]
+        if top and not top.startswith("llmfactory"):
+            pkg = PIP_NAMES.get(e.name, PIP_NAMES.get(top, top.replace("_", "-")))
+            return f"this needs the {pkg} package: pip install {pkg}"
+    if isinstance(e, _MISSING_FILE):
+        name = e.filename if e.filename is not None else _one_line(e)
+        if isinstance(e, FileNotFoundError): return f"{name!s}: no such file or folder; check the path (relative paths start at {os.getcwd()})"
+        if isinstance(e, IsADirectoryError): return f"{name!s} is a folder; give a file here"
+        if isinstance(e, NotADirectoryError): return f"{name!s}: a part of this path is a file, not a folder; check the path"
+        return f"{name!s}: permission denied; choose a path you can read and write, or fix its permissions"
+    if isinstance(e, (OSError, ValueError)) and any(l in f for f in frames for l in _LOADERS) and not any("/llmfactory/" in f for f in frames[-1:]):
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, OSError) or "adapter_config.json" in msg or "not found" in msg.lower():
+            return (f"{_one_line(msg)} (check model_name_or_path / adapter_name_or_path: a local folder, a tiny model name, "
+                    "or a hub id already in the cache when offline)")
+    if isinstance(e, (ValueError, TypeError)) and any(p in f for f in frames for p in _PARSING):
+        return f"bad setting: {_one_line(e)} (`llmfactory keys` lists every key with its default)"
+    return None
 
 # %% ../nbs/10_cli.ipynb #b3d91f57
 def tune_allocator(env:dict|None=None) -> dict:
@@ -94,8 +135,6 @@ def main(argv:list[str]|None=None) -> int:
     "Run the `llmfactory` command line; returns the exit code"
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]: tune_allocator()  # before torch loads
-    from llmfactory.hparams import ConfigError
-    from llmfactory.data import DataError
     parser = build_parser()
     if argv[:1] and argv[0] in COMMANDS:  # not through argparse, so that `--help` reaches the command
         ns = argparse.Namespace(command=argv[0], args=argv[1:], func=_run_command)
@@ -103,9 +142,20 @@ def main(argv:list[str]|None=None) -> int:
     if not getattr(ns, "func", None):
         parser.print_help(); return 2
     try: code = ns.func(ns)
-    except (ConfigError, DataError) as e:
-        print(f"llmfactory {ns.command}: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"llmfactory {ns.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("LLMFACTORY_DEBUG", "").lower() in ("1", "true", "yes"): raise
+        msg = error_message(e)
+        if msg is not None:
+            print(f"llmfactory {ns.command}: error: {msg}", file=sys.stderr)
+            return 2
+        import traceback
+        traceback.print_exc()
+        print(f"llmfactory {ns.command}: internal error ({type(e).__name__}): this is a bug in llmfactory, not in your settings. "
+              f"Please report it at {REPORT_URL} with the traceback above and the output of `llmfactory env`", file=sys.stderr)
+        return 1
     return code or 0
 
 if __name__ == "__main__" and not getattr(__import__("builtins"), "__IPYTHON__", False):  # python -m llmfactory.cli ..., not this notebook

@@ -13,12 +13,12 @@ from .hparams import ConfigError, FinetuningArguments, ModelArguments
 from .tiny import resolve_model_path
 
 # %% auto #0
-__all__ = ['PACKED_SDPA', 'HEAD_NAMES', 'use_modelscope', 'resolve_model_source', 'load_tokenizer', 'get_compute_dtype',
-           'get_attn_implementation', 'packed_segments', 'packed_sdpa_attention', 'register_sdpa_attention',
-           'register_packed_sdpa', 'use_packed_sdpa', 'configure_rope', 'find_all_linear_modules', 'load_config',
-           'model_skeleton', 'resolve_lora_target', 'check_module_names', 'check_model_setup', 'trainable_layer_ids',
-           'init_adapter', 'count_parameters', 'load_model', 'loftq_initialize', 'PissaConvertCallback',
-           'method_callbacks']
+__all__ = ['PACKED_SDPA', 'HEAD_NAMES', 'MOE_AUX_LOSS_KEYS', 'use_modelscope', 'resolve_model_source', 'load_tokenizer',
+           'get_compute_dtype', 'get_attn_implementation', 'packed_segments', 'packed_sdpa_attention',
+           'register_sdpa_attention', 'register_packed_sdpa', 'use_packed_sdpa', 'configure_rope',
+           'find_all_linear_modules', 'load_config', 'model_skeleton', 'resolve_lora_target', 'check_module_names',
+           'check_model_setup', 'trainable_layer_ids', 'init_adapter', 'count_parameters', 'device_map_kwargs',
+           'configure_moe', 'load_model', 'loftq_initialize', 'PissaConvertCallback', 'method_callbacks']
 
 # %% ../nbs/05_model.ipynb #f01d7ec6
 def _installed(name:str) -> bool:
@@ -361,6 +361,29 @@ def _quantization_config(model_args:ModelArguments):
                               bnb_4bit_use_double_quant=model_args.double_quantization, bnb_4bit_quant_type=model_args.quantization_type,
                               bnb_4bit_quant_storage=get_compute_dtype(model_args))
 
+def device_map_kwargs(model_args:ModelArguments, quantized:bool) -> dict:
+    "`device_map` for `from_pretrained` (a quantized model: all on this process's device, or spread with `quantization_device_map: auto`), with `offload_folder` where weights may go to disk"
+    if quantized and model_args.quantization_device_map == "auto": dm = "auto"
+    elif quantized: dm = model_args.device_map or ({"": f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"} if torch.cuda.is_available() else "cpu")
+    else: dm = model_args.device_map
+    if dm is None: return {}
+    kw = {"device_map": dm}
+    if dm == "auto" or (isinstance(dm, dict) and "disk" in dm.values()): kw["offload_folder"] = model_args.offload_folder
+    return kw
+
+MOE_AUX_LOSS_KEYS = {"deepseek": "aux_loss_alpha", "deepseek_v2": "aux_loss_alpha", "jetmoe": "aux_loss_coef"}  # else router_aux_loss_coef
+
+def configure_moe(config, model_args:ModelArguments, is_trainable:bool) -> bool:
+    "For training a mixture-of-experts model with `moe_aux_loss_coef`: have it return its router logits and add the load-balancing loss at that weight; whether it applied"
+    coef = model_args.moe_aux_loss_coef
+    if not is_trainable or not coef: return False
+    key = MOE_AUX_LOSS_KEYS.get(getattr(config, "model_type", None), "router_aux_loss_coef")
+    if not hasattr(config, key):
+        raise ConfigError(f"moe_aux_loss_coef: model type {getattr(config, 'model_type', '?')!r} is not a mixture-of-experts model with an auxiliary router loss; remove the key")
+    setattr(config, key, coef)
+    if hasattr(config, "output_router_logits"): config.output_router_logits = True
+    return True
+
 def _upcast_norms(model):
     for name, p in model.named_parameters():
         if p.ndim == 1 and "norm" in name.lower() and p.dtype != torch.float32: p.data = p.data.float()
@@ -382,14 +405,15 @@ def load_model(tokenizer, model_args:ModelArguments, finetuning_args:FinetuningA
     from transformers import AutoModelForCausalLM
     f = finetuning_args or FinetuningArguments(finetuning_type="lora" if model_args.adapters else "full")
     config, _ = check_model_setup(model_args, f, is_trainable)  # fail before loading weights
+    configure_moe(config, model_args, is_trainable)
     if model_args.resize_vocab is False and tokenizer is not None and len(tokenizer) > config.vocab_size: model_args.resize_vocab = True
     qconfig = _quantization_config(model_args)
     if model_args.use_unsloth: model = _load_unsloth(model_args, f, is_trainable)
     else:
         kw = dict(config=config, dtype=get_compute_dtype(model_args), attn_implementation=get_attn_implementation(model_args),
                   low_cpu_mem_usage=model_args.low_cpu_mem_usage, **_hub_kwargs(model_args))
-        if qconfig is not None: kw.update(quantization_config=qconfig, device_map=model_args.device_map or ("auto" if torch.cuda.is_available() else "cpu"))
-        elif model_args.device_map: kw["device_map"] = model_args.device_map
+        if qconfig is not None: kw["quantization_config"] = qconfig
+        kw.update(device_map_kwargs(model_args, quantized=qconfig is not None))
         if model_args.train_from_scratch:
             model = AutoModelForCausalLM.from_config(config, dtype=kw["dtype"], attn_implementation=kw["attn_implementation"])
         else: model = AutoModelForCausalLM.from_pretrained(resolve_model_source(model_args), **kw)

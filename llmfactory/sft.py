@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_sft.ipynb #fb401b84
 from __future__ import annotations
-import os
+import dataclasses, os, sys, warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,14 +13,16 @@ import torch.nn.functional as F
 
 from .callbacks import LogCallback, StageTrainer, plot_loss, read_log, setup_trackers
 from .data import IGNORE_INDEX, get_collator, get_dataset
-from .hparams import DataArguments, ModelArguments, TrainArgs, get_train_args
+from .hparams import ConfigError, DataArguments, GeneratingArguments, ModelArguments, TrainArgs, get_train_args
 from .model import count_parameters, load_model, load_tokenizer, method_callbacks, use_packed_sdpa
 from .optim import check_optimizer_args, create_optimizer
 from .template import get_template
 
 # %% auto #0
 __all__ = ['PLAIN_HEAD_MODELS', 'resolve_checkpoint', 'use_padding_free', 'head_at', 'linear_cross_entropy', 'plain_head',
-           'CausalLMTrainer', 'get_template_for', 'train_and_evaluate', 'setup_stage', 'run_sft']
+           'CausalLMTrainer', 'token_accuracy', 'prepare_data', 'swanlab_callbacks', 'configure_run',
+           'effective_tokens_per_sec', 'predict_generating', 'get_template_for', 'train_and_evaluate', 'setup_stage',
+           'run_sft']
 
 # %% ../nbs/07_sft.ipynb #efb31859
 def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
@@ -141,6 +143,91 @@ class CausalLMTrainer(StageTrainer):
             loss = loss * (self.accelerator.num_processes // getattr(self, "get_tp_size", lambda: 1)() if self.args.n_gpu <= 1 else self.args.n_gpu)
         return loss
 
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        "Evaluation: with metrics to compute, (mean loss, greedy predictions, labels) at the label positions only, as one row each"
+        if prediction_loss_only or not self._own_loss(model, inputs, False) or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        nxt = F.pad(inputs["labels"][:, 1:], (0, 1), value=IGNORE_INDEX)  # position t predicts the label at t+1
+        sel = nxt != IGNORE_INDEX
+        rest = {k: v for k, v in inputs.items() if k != "labels"}
+        with torch.no_grad(), self.compute_loss_context_manager(), head_at(model, sel): logits = model(**rest).logits[0]
+        loss = F.cross_entropy(logits.float(), nxt[sel]) if sel.any() else logits.new_zeros(())
+        return loss.detach(), logits.argmax(-1)[None], nxt[sel][None]
+
+# %% ../nbs/07_sft.ipynb #c88823fc
+def token_accuracy(eval_pred) -> dict:
+    "`compute_metrics` of `compute_accuracy`: the share of label tokens the model predicts right (greedy), over all label tokens"
+    import numpy as np
+    preds, labels = np.asarray(eval_pred.predictions), np.asarray(eval_pred.label_ids)
+    mask = labels != IGNORE_INDEX  # the Trainer pads rows of different lengths with IGNORE_INDEX
+    return {"accuracy": float((preds[mask] == labels[mask]).mean()) if mask.any() else 0.0}
+
+# %% ../nbs/07_sft.ipynb #1840c7ab
+def prepare_data(args:TrainArgs, template, tokenizer, stage:str) -> dict:
+    "The run's datasets, tokenized by the main process of each node first (of the whole run with `data_shared_file_system`), the others then reading its cache"
+    d, t = args.data, args.training
+    with t.main_process_first(local=not d.data_shared_file_system, desc="preparing the data"):
+        return get_dataset(d, template, tokenizer, stage=stage, seed=t.seed)
+
+def swanlab_callbacks(args:TrainArgs) -> list:
+    "SwanLab's Trainer callback when `use_swanlab` is set (`swanlab_mode: local` logs under `output_dir/swanlog` unless `swanlab_logdir` says otherwise)"
+    f, t = args.finetuning, args.training
+    if not f.use_swanlab: return []
+    try:
+        import swanlab
+        from swanlab.integration.transformers import SwanLabCallback
+    except ImportError: raise ConfigError("use_swanlab needs the swanlab package: pip install swanlab (or llmfactory[tracking])") from None
+    get = lambda key, default=None: getattr(f, key, None) or default  # the swanlab_* keys, as LLaMA-Factory names them
+    mode = {"cloud": "online"}.get(get("swanlab_mode", "offline"), get("swanlab_mode", "offline"))
+    if mode not in ("online", "offline", "local", "disabled"):
+        raise ConfigError(f"swanlab_mode={mode!r} is not valid; choose one of: cloud, local, offline, disabled")
+    if mode == "online" and not (get("swanlab_api_key") or os.environ.get("SWANLAB_API_KEY")) and not (sys.stdin and sys.stdin.isatty()):
+        raise ConfigError("swanlab_mode: cloud needs a SwanLab login and nobody is at the terminal to type one: set swanlab_api_key "
+                          "(or SWANLAB_API_KEY), or swanlab_mode: local to log to files under output_dir/swanlog")
+    if get("swanlab_api_key"): swanlab.login(api_key=get("swanlab_api_key"))
+    if get("swanlab_lark_webhook_url"):
+        from swanlab.plugin.notification import LarkCallback
+        swanlab.register_callbacks([LarkCallback(webhook_url=get("swanlab_lark_webhook_url"), secret=get("swanlab_lark_secret"))])
+    if isinstance(t.report_to, list) and "swanlab" in t.report_to: t.report_to = [r for r in t.report_to if r != "swanlab"]  # one run, not two
+    return [SwanLabCallback(project=get("swanlab_project", "llmfactory"), workspace=get("swanlab_workspace"), mode=mode,
+                            experiment_name=get("swanlab_run_name", t.run_name), log_dir=get("swanlab_logdir", str(Path(t.output_dir) / "swanlog")),
+                            tags=["llmfactory"])]
+
+def configure_run(args:TrainArgs, has_eval:bool) -> list:
+    "Apply `disable_shuffling`, `early_stopping_steps` and `use_swanlab` to the training arguments (checking `compute_accuracy`); returns the callbacks they need"
+    t, f = args.training, args.finetuning
+    if f.compute_accuracy and f.stage != "sft": raise ConfigError(f"compute_accuracy reports the token accuracy of stage sft; remove it for stage {f.stage}")
+    if f.compute_accuracy and not has_eval: raise ConfigError("compute_accuracy needs evaluation data: set val_size or eval_dataset")
+    if f.disable_shuffling:
+        if t.train_sampling_strategy not in ("random", "sequential"):
+            raise ConfigError(f"disable_shuffling keeps the training data in order, which train_sampling_strategy: {t.train_sampling_strategy} "
+                              "(group_by_length) reorders; remove one of them")
+        t.train_sampling_strategy = "sequential"
+    callbacks = []
+    if f.early_stopping_steps is not None:
+        if t.eval_strategy == "no" or not has_eval:
+            raise ConfigError("early_stopping_steps needs evaluation during training: set eval_strategy: steps (with eval_steps) "
+                              "and val_size or eval_dataset")
+        if t.metric_for_best_model is None: t.metric_for_best_model, t.greater_is_better = "eval_loss", False
+        from transformers import EarlyStoppingCallback
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=f.early_stopping_steps))
+    return callbacks + swanlab_callbacks(args)
+
+def effective_tokens_per_sec(dataset, epochs:float, runtime:float, world_size:int=1) -> float|None:
+    "Real (non-padding) tokens trained per second and device: every `*input_ids` token of `dataset` times `epochs`, over `runtime`"
+    if dataset is None or not hasattr(dataset, "__len__") or not runtime:
+        warnings.warn("include_effective_tokens_per_second needs a dataset of known length (not streaming); not reported")
+        return None
+    cols = [c for c in dataset.column_names if c.endswith("input_ids")]
+    tokens = sum(len(ids) for c in cols for ids in dataset[c])
+    return round(tokens * epochs / runtime / max(world_size, 1), 3)
+
+def predict_generating(args:TrainArgs) -> GeneratingArguments:
+    "The decoding settings of `do_predict`: the generation settings, with `eval_num_beams` beams when set"
+    g, beams = args.generating, args.data.eval_num_beams
+    return dataclasses.replace(g, num_beams=beams) if beams else g
+
 # %% ../nbs/07_sft.ipynb #4c9b1e40
 def get_template_for(data_args, tokenizer):
     "The template named by `data_args.template` (unset: built from the tokenizer's own chat template, else `default`), having fixed the tokenizer"
@@ -150,6 +237,7 @@ def get_template_for(data_args, tokenizer):
     else:
         print("warning: no template given and the tokenizer has no chat_template: using the `default` template")
         template = get_template("default")
+    template = dataclasses.replace(template, enable_thinking=getattr(data_args, "enable_thinking", None))  # a copy: the registry's stays as is
     template.fix_tokenizer(tokenizer)
     return template
 
@@ -162,6 +250,10 @@ def train_and_evaluate(trainer, args:TrainArgs, has_eval:bool=False) -> dict:
         trainer.save_model()
         trainer.save_state()
         metrics.update(result.metrics)
+        if f.include_effective_tokens_per_second:
+            eff = effective_tokens_per_sec(trainer.train_dataset, result.metrics.get("epoch", t.num_train_epochs), result.metrics["train_runtime"],
+                                           trainer.args.world_size)
+            if eff is not None: result.metrics["effective_tokens_per_sec"] = metrics["effective_tokens_per_sec"] = eff
         trainer.log_metrics("train", result.metrics); trainer.save_metrics("train", result.metrics)
         losses = [r["loss"] for r in read_log(t.output_dir) if "loss" in r]
         if losses: metrics.update(first_loss=losses[0], last_loss=losses[-1])
@@ -180,20 +272,22 @@ def setup_stage(args:TrainArgs, stage:str, callbacks:list|None=None, load=None) 
     setup_trackers(t)
     tokenizer = load_tokenizer(m)
     template = get_template_for(d, tokenizer)
-    datasets = get_dataset(d, template, tokenizer, stage=stage, seed=t.seed)
+    datasets = prepare_data(args, template, tokenizer, stage)
+    run_callbacks = configure_run(args, "eval_dataset" in datasets)
     model = (load or load_model)(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
     t.gradient_checkpointing, t.remove_unused_columns = False, False  # checkpointing is set up by the loader
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam; None: AdamW
+    optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam, Muon, Adam-mini; None: AdamW
     common = dict(args=t, optimizers=(optimizer, None), processing_class=tokenizer,
-                  callbacks=[LogCallback(), *method_callbacks(f), *(callbacks or [])], **datasets)
+                  callbacks=[LogCallback(), *method_callbacks(f), *run_callbacks, *(callbacks or [])], **datasets)
     return tokenizer, template, model, common
 
 def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run supervised fine-tuning as configured by `args`; returns the metrics"
-    m, d, t = args.model, args.data, args.training
+    m, d, t, f = args.model, args.data, args.training, args.finetuning
     tokenizer, template, model, common = setup_stage(args, "sft", callbacks)
+    if f.compute_accuracy and "eval_dataset" in common: common["compute_metrics"] = token_accuracy
     padding_free = use_padding_free(d, m)
     if padding_free and t.do_train: use_packed_sdpa(model)  # on a CPU each example of a row runs on its own
     trainer = CausalLMTrainer(model=model, data_collator=get_collator(tokenizer, padding_free=padding_free),
@@ -201,7 +295,8 @@ def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     metrics = train_and_evaluate(trainer, args, "eval_dataset" in common)
     if t.do_predict and t.predict_with_generate:
         from llmfactory.predict import predict_and_save
-        pred = get_dataset(d, template, tokenizer, stage="predict", seed=t.seed)
+        with t.main_process_first(local=not d.data_shared_file_system, desc="preparing the prediction data"):
+            pred = get_dataset(d, template, tokenizer, stage="predict", seed=t.seed)
         pred = pred.get("eval_dataset", pred["train_dataset"])
-        metrics.update(predict_and_save(model, tokenizer, template, pred, args.generating, t.output_dir, t.per_device_eval_batch_size))
+        metrics.update(predict_and_save(model, tokenizer, template, pred, predict_generating(args), t.output_dir, t.per_device_eval_batch_size))
     return metrics

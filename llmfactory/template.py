@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_template.ipynb #1cb02f48
 from __future__ import annotations
-import difflib, warnings
+import difflib, re, warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -60,6 +60,12 @@ class Template:
     eos_token: str|None = None
     special_tokens: list[str] = field(default_factory=list)  # tokens the family's tokenizer must know
     doc: str = ""  # one line on which models use it and how it differs from the official format
+    enable_thinking: bool|None = None  # reasoning templates: False drops the replies' thoughts, the empty thought goes in the prompt; None: as each call says
+
+    @property
+    def thought_words(self) -> tuple[str, str]|None:
+        "The (open, close) markers of a reasoning template's thoughts, None for other templates"
+        return ("<think>", "</think>") if "<think>" in self.special_tokens and "</think>" in self.special_tokens else None
 
     def _tokens(self, tokenizer):
         if tokenizer is None: return self.bos_token or "", self.eos_token or ""
@@ -111,7 +117,11 @@ class Template:
         "`(text, is_reply)` pieces of the conversation"
         bos, eos = self._tokens(tokenizer)
         fn = self.segments or Template._slot_segments
-        return fn(self, self._with_system(messages, system), tools or None, add_generation_prompt, bos, eos, **kwargs)
+        if self.enable_thinking is not None: kwargs.setdefault("enable_thinking", self.enable_thinking)
+        messages, words = self._with_system(messages, system), self.thought_words
+        if not (words and kwargs.get("enable_thinking") is False): return fn(self, messages, tools or None, add_generation_prompt, bos, eos, **kwargs)
+        messages = [_without_thought(m, words) for m in messages]  # LLaMA-Factory's enable_thinking: false
+        return _thought_to_prompt(fn(self, messages, tools or None, add_generation_prompt, bos, eos, **kwargs), words)
 
     def render_turns(self, messages:list[dict], system:str|None=None, tokenizer=None, tools:list|None=None,
                      add_generation_prompt:bool=False, **kwargs) -> list[tuple[str, str]]:
@@ -159,6 +169,24 @@ class Template:
             enc = tokenizer.encode(w, add_special_tokens=False)
             if len(enc) == 1 and enc[0] not in ids: ids.append(enc[0])
         return ids
+
+# %% ../nbs/03_template.ipynb #149962c4
+def _without_thought(message:dict, words:tuple[str, str]) -> dict:
+    "An assistant `message` without its thoughts (`reasoning_content`, or `<think>...</think>` in the content)"
+    if message.get("role") != "assistant": return message
+    m = {k: v for k, v in message.items() if k != "reasoning_content"}
+    if isinstance(m.get("content"), str):
+        m["content"] = re.sub(f"{re.escape(words[0])}.*?{re.escape(words[1])}", "", m["content"], flags=re.DOTALL).lstrip("\n")
+    return m
+
+def _thought_to_prompt(segments:list[tuple[str, bool]], words:tuple[str, str]) -> list[tuple[str, bool]]:
+    "`segments` with the empty thought that opens a reply moved to the prompt: the model is not trained to write it"
+    empty, out = re.compile(rf"\s*{re.escape(words[0])}\s*{re.escape(words[1])}\s*"), []
+    for text, is_reply in segments:
+        m = empty.match(text) if is_reply else None
+        if m: out.append((m.group(0), False)); text = text[m.end():]
+        out.append((text, is_reply))
+    return out
 
 # %% ../nbs/03_template.ipynb #270be08e
 TEMPLATES: dict[str, Template] = {}
