@@ -9,11 +9,12 @@ import importlib, re
 import torch
 
 from .callbacks import LogCallback, StageTrainer, setup_trackers
-from .data import get_collator, get_dataset
+from .data import get_collator
 from .dpo import MetricsMixin, frozen_on, get_ref_model, reference
 from .hparams import ConfigError, FinetuningArguments, TrainArgs
 from .model import count_parameters, load_model, load_tokenizer
 from .ppo import masked_mean, reply_logps, sample_replies
+from .sft import prepare_data
 from .sft import get_template_for, train_and_evaluate
 
 # %% auto #0
@@ -93,7 +94,7 @@ def run_grpo(args:TrainArgs, callbacks:list|None=None) -> dict:
     funcs = get_reward_funcs(f.reward_funcs)
     tokenizer = load_tokenizer(m)
     template = get_template_for(d, tokenizer)
-    datasets = get_dataset(d, template, tokenizer, stage="grpo", seed=t.seed)
+    datasets = prepare_data(args, template, tokenizer, "grpo")
     model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
     t.gradient_checkpointing, t.remove_unused_columns = False, False
     trainable, total = count_parameters(model)

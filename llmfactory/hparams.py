@@ -268,7 +268,7 @@ class FinetuningArguments:
     swanlab_project: str|None = "llamafactory"  # SwanLab project
     swanlab_workspace: str|None = None  # SwanLab workspace
     swanlab_run_name: str|None = None  # SwanLab run name
-    swanlab_mode: Literal["cloud", "local"] = "cloud"  # SwanLab mode
+    swanlab_mode: Literal["cloud", "local", "offline", "disabled"] = "cloud"  # SwanLab mode (cloud needs swanlab_api_key or a login)
     swanlab_api_key: str|None = None  # SwanLab key
     swanlab_logdir: str|None = None  # SwanLab log folder
     swanlab_lark_webhook_url: str|None = None  # SwanLab Lark webhook
@@ -711,6 +711,13 @@ def _check_values(a:TrainArgs):
     if (eval_on or t.do_eval) and t.do_train and not d.eval_dataset and not d.val_size:
         what = f"eval_strategy: {getattr(t.eval_strategy, 'value', t.eval_strategy)}" if eval_on else "do_eval: true"
         raise ConfigError(f"{what} needs data to evaluate on: set val_size (e.g. 0.1) or eval_dataset")
+    has_eval = bool(d.eval_dataset or d.val_size)
+    if f.compute_accuracy and f.stage != "sft": raise ConfigError(f"compute_accuracy reports the token accuracy of stage sft; remove it for stage {f.stage}")
+    if f.compute_accuracy and t.do_train and not has_eval: raise ConfigError("compute_accuracy needs evaluation data: set val_size or eval_dataset")
+    if f.early_stopping_steps is not None:
+        _need(f.early_stopping_steps >= 1, "early_stopping_steps", f.early_stopping_steps, "must be at least 1 (evaluations without improvement)")
+        if not (eval_on and has_eval): raise ConfigError("early_stopping_steps needs evaluation during training: set eval_strategy: steps (with eval_steps) and val_size or eval_dataset")
+    if f.disable_shuffling and t.group_by_length: raise ConfigError("disable_shuffling keeps the data in order and group_by_length reorders it; remove one of them")
     if t.load_best_model_at_end and not eval_on: raise ConfigError("load_best_model_at_end: true needs evaluation: set eval_strategy (steps or epoch) and val_size or eval_dataset")
     # data
     _need(d.cutoff_len >= 1, "cutoff_len", d.cutoff_len, "must be a positive number of tokens")
@@ -770,7 +777,7 @@ def get_train_args(config:str|Path|dict|None=None, overrides:list[str]|dict|None
     t = a.training
     if t.resume_from_checkpoint in (True, "true", "True", "auto"): t.resume_from_checkpoint = "auto"
     elif t.resume_from_checkpoint in (False, "false", "False", ""): t.resume_from_checkpoint = None
-    if "gradient_checkpointing" not in cfg and t.do_train and _has_accelerator():  # on a GPU checkpointing is on unless turned off
+    if not {"gradient_checkpointing", "activation_checkpointing"} & set(cfg) and t.do_train and _has_accelerator():  # on a GPU checkpointing is on unless turned off
         t.gradient_checkpointing = not a.model.disable_gradient_checkpointing
     if t.include_tokens_per_second: a.finetuning.include_effective_tokens_per_second = True  # llmfactory counts real (non-padding) tokens
     _check_train(a)

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from .callbacks import LogCallback, StageTrainer, setup_trackers
-from .data import get_collator, get_dataset
+from .data import get_collator
 from .dpo import MetricsMixin, frozen_on, reference
 from .hparams import FinetuningArguments, ModelArguments, TrainArgs
 from .model import count_parameters, load_model, load_tokenizer
 from .rm import load_reward_model
-from .sft import get_template_for, train_and_evaluate
+from .sft import get_template_for, prepare_data, train_and_evaluate
 
 # %% auto #0
 __all__ = ['VALUE_HEAD', 'sample_replies', 'reply_logps', 'masked_mean', 'gae', 'PPOTrainer', 'run_ppo', 'prompt_rows',
@@ -130,7 +130,7 @@ def run_ppo(args:TrainArgs, callbacks:list|None=None) -> dict:
     setup_trackers(t)
     tokenizer = load_tokenizer(m)
     template = get_template_for(d, tokenizer)
-    datasets = get_dataset(d, template, tokenizer, stage="ppo", seed=t.seed)
+    datasets = prepare_data(args, template, tokenizer, "ppo")
     model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
     reward_model = frozen_on(load_reward_model(tokenizer, ModelArguments(model_name_or_path=f.reward_model)), t.device)
     t.gradient_checkpointing, t.remove_unused_columns, t.gradient_accumulation_steps = False, False, 1
