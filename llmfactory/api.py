@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from .chat import ChatModel, PromptTooLongError
 from .hparams import config_arg_parser, config_from_args
 from .hparams import ConfigError
+from .tools import as_call
 
 _log = logging.getLogger(__name__)
 
@@ -21,8 +22,9 @@ _log = logging.getLogger(__name__)
 __all__ = ['Text', 'JSONObject', 'ROLES', 'APIError', 'validation_message', 'valid_unicode', 'ContentPart', 'FunctionCall',
            'ToolCall', 'ChatMessage', 'FunctionDef', 'Tool', 'NamedFunction', 'NamedToolChoice', 'StreamOptions',
            'ChatCompletionRequest', 'ScoreRequest', 'check_supported', 'to_template_messages', 'choose_tools',
-           'reply_message', 'missing_call', 'max_token_chars', 'check_prompt_chars', 'max_request_bytes_setting',
-           'RequestGuard', 'create_app', 'exposure_warning', 'ServerThread', 'serve_in_thread', 'api_main']
+           'forced_call_prefix', 'reply_message', 'missing_call', 'max_token_chars', 'check_prompt_chars',
+           'max_request_bytes_setting', 'RequestGuard', 'create_app', 'exposure_warning', 'ServerThread',
+           'serve_in_thread', 'api_main']
 
 # %% ../nbs/12_api.ipynb #352e0280
 class APIError(Exception):
@@ -224,6 +226,31 @@ def choose_tools(req:ChatCompletionRequest) -> tuple[list[dict]|None, str|None]:
     if choice == "none" or not tools: return None, None
     return tools, None  # auto: the model decides
 
+# %% ../nbs/12_api.ipynb #5999dcfc
+_SENTINEL = "llmfactory_forced_call"
+
+def _token_end(text:str, cut:int, tokenizer) -> int:
+    "The last position at or before `cut` where a token of `text` ends, so that `text[:cut]` tokenizes as the start of `text` does"
+    if tokenizer is None: return cut
+    whole = tokenizer.encode(text, add_special_tokens=False)
+    for c in range(cut, 0, -1):
+        ids = tokenizer.encode(text[:c], add_special_tokens=False)
+        if list(ids) == list(whole[:len(ids)]): return c
+    return 0
+
+def forced_call_prefix(template, messages:list[dict], tools:list[dict]|None, must:str|None, tokenizer=None, **render_kw) -> str:
+    "The start of a reply that makes it the call `must` (a function's name, or `'*'` for any of `tools`), in `template`'s tool format; '' when nothing is forced"
+    if must is None or not tools: return ""
+    if must == "*" and len(tools) == 1: must = tools[0]["function"]["name"]  # one tool to choose from: as good as named
+    call = {"role": "assistant", "content": "", "tool_calls": [as_call(_SENTINEL if must == "*" else must, {_SENTINEL: 0})]}
+    try: reply = template.render_turns(list(messages) + [call], tokenizer=tokenizer, tools=tools, **render_kw)[-1][1]
+    except Exception: return ""  # a conversation the template cannot render: the engine says why
+    if must == "*": cut = reply.find(_SENTINEL)  # up to the name
+    else:
+        cut = reply.find('{"' + _SENTINEL)  # up to the arguments
+        if cut < 0 and must in reply: cut = reply.find(must) + len(must)  # arguments not written as JSON: up to the name, with it
+    return reply[:_token_end(reply, cut, tokenizer)] if cut > 0 else ""
+
 # %% ../nbs/12_api.ipynb #8ab4abb7
 def reply_message(text:str, template, tools:bool) -> tuple[dict, bool]:
     "`(OpenAI assistant message, has tool calls)` of a generated reply"
@@ -237,12 +264,14 @@ def reply_message(text:str, template, tools:bool) -> tuple[dict, bool]:
                             "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}} for c in calls]}, True
 
 # %% ../nbs/12_api.ipynb #ce356976
-def missing_call(message:dict, must:str|None) -> str|None:
-    "Why the reply `message` does not make the call `tool_choice` asks for (`must`: a name or `'*'`), or None when it does"
+def missing_call(message:dict, must:str|None, tools:list[dict]|None=None) -> str|None:
+    "Why the reply `message` does not make the call `tool_choice` asks for (`must`: a name or `'*'`, one of `tools`), or None when it does"
     if must is None: return None
     names = [c["function"]["name"] for c in message.get("tool_calls") or []]
     if not names: return "has no tool call"
     if must != "*" and set(names) != {must}: return f"calls {', '.join(names)}"
+    offered = [t["function"]["name"] for t in tools or []]
+    if must == "*" and tools and (unknown := [n for n in names if n not in offered]): return f"calls {', '.join(unknown)}, which is not among the tools"
     return None
 
 # %% ../nbs/12_api.ipynb #216ba262
@@ -373,15 +402,21 @@ def create_app(chat_model:ChatModel, # the model to serve
         chunk = lambda delta, finish=None, **kw: _sse({"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": name,
                                                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **kw})
         if not req.stream or tools:  # tool calls are read from the whole reply
-            try: responses = await chat_model.achat(messages, tools=tools, **gen)
+            prefix = ""  # tool_choice required or a named function: the reply starts with the start of the call
+            if must and getattr(chat_model.engine, "takes_reply_prefix", False):
+                prefix = forced_call_prefix(chat_model.template, messages, tools, must, chat_model.tokenizer, enable_thinking=chat_model.generating_args.enable_thinking)
+            try: responses = await chat_model.achat(messages, tools=tools, reply_prefix=prefix, **gen)
             except ValueError as e: raise client_error(e) from None
+            shown = prefix  # the prefix as the reply shows it: without a reasoning template's empty thought, which the model did not think
+            if (words := chat_model.template.thought_words) and prefix.startswith(words[0]) and words[1] in prefix: shown = prefix.split(words[1], 1)[1].lstrip()
             choices = []
             for i, r in enumerate(responses):
-                message, called = reply_message(r.response_text, chat_model.template, bool(tools))
-                if why := missing_call(message, must):
-                    raise APIError(500, f"tool_choice asks for a call to {'a tool' if must == '*' else repr(must)}, but the model's reply {why} "
-                                   f"(read in the template's {chat_model.template.tool_format!r} tool format): the model may not be trained for tool use; "
-                                   f"its reply began {r.response_text[:100]!r}", type="server_error", code="tool_call_missing")
+                text = shown + r.response_text
+                message, called = reply_message(text, chat_model.template, bool(tools))
+                if why := missing_call(message, must, tools):  # not the call asked for, even from its start: the reply as text
+                    _log.warning("tool_choice asks for a call to %s, but the model's reply %s (read in the template's %r tool format); sent as text: %r",
+                                 "a tool" if must == "*" else repr(must), why, chat_model.template.tool_format, text[:100])
+                    message, called = {"role": "assistant", "content": text}, False
                 choices.append({"index": i, "message": message, "finish_reason": "tool_calls" if called else r.finish_reason})
             usage = {"prompt_tokens": responses[0].prompt_length, "completion_tokens": sum(r.response_length for r in responses),
                      "total_tokens": responses[0].prompt_length + sum(r.response_length for r in responses)}

@@ -25,9 +25,9 @@ __all__ = ['Response', 'PromptTooLongError', 'generation_settings', 'cut_at_stop
 @dataclass
 class Response:
     "One generated reply"
-    response_text: str  # the reply, cut before any stop word
+    response_text: str  # the reply (what follows `reply_prefix`, when one is given), cut before any stop word
     response_length: int  # generated tokens, without the end token
-    prompt_length: int  # tokens of the prompt
+    prompt_length: int  # tokens of the prompt (with `reply_prefix`, which the model is given, not generates)
     finish_reason: str  # "stop" (end token or stop word) or "length" (max_new_tokens reached)
 
 class PromptTooLongError(ValueError):
@@ -79,12 +79,14 @@ def safe_prefix_len(text:str, stops:list[str]) -> int:
 class BaseEngine:
     "What every inference engine provides"
     can_generate: bool = True
+    takes_reply_prefix: bool = False  # whether `chat`, `batch_chat` and `stream_chat` take `reply_prefix`, a start of the reply the model continues
     tokenizer = None
     template = None
-    async def chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, **gen) -> list[Response]: raise NotImplementedError
-    async def batch_chat(self, conversations:list[list[dict]], system:str|None=None, tools:list|None=None, **gen) -> list[list[Response]]:
-        return list(await asyncio.gather(*[self.chat(c, system, tools, **gen) for c in conversations]))
-    async def stream_chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, stats:dict|None=None, **gen) -> AsyncIterator[str]:
+    async def chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, reply_prefix:str="", **gen) -> list[Response]: raise NotImplementedError
+    async def batch_chat(self, conversations:list[list[dict]], system:str|None=None, tools:list|None=None, reply_prefix:str="", **gen) -> list[list[Response]]:
+        kw = dict(gen, reply_prefix=reply_prefix) if reply_prefix else gen
+        return list(await asyncio.gather(*[self.chat(c, system, tools, **kw) for c in conversations]))
+    async def stream_chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, stats:dict|None=None, reply_prefix:str="", **gen) -> AsyncIterator[str]:
         raise NotImplementedError
     async def get_scores(self, texts:list[str], max_length:int|None=None) -> list[float]: raise NotImplementedError
 
@@ -96,8 +98,8 @@ def context_length(model_or_config, tokenizer=None) -> int:
     if tokenizer is not None and 0 < getattr(tokenizer, "model_max_length", 0) < n: n = tokenizer.model_max_length
     return n
 
-def encode_prompt(template, tokenizer, messages:list[dict], system:str|None, tools:list|None, context:int, **render_kw) -> list[int]:
-    "Token ids of the conversation's prompt; `ValueError` for a conversation the template cannot render or that is too long"
+def encode_prompt(template, tokenizer, messages:list[dict], system:str|None, tools:list|None, context:int, reply_prefix:str="", **render_kw) -> list[int]:
+    "Token ids of the conversation's prompt, ending with `reply_prefix` (a start of the reply); `ValueError` for a conversation the template cannot render or that is too long"
     if not messages: raise ValueError("messages must not be empty")
     for m in messages:
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
@@ -107,7 +109,7 @@ def encode_prompt(template, tokenizer, messages:list[dict], system:str|None, too
     if tools and text == template.render(messages, add_generation_prompt=True, system=system, tokenizer=tokenizer, **render_kw):
         raise ValueError(f"the chat template {template.name!r} does not write tools into the prompt, so the model would never see them: "
                          "set `template` to the model's family (llmfactory template list)")
-    ids = tokenizer.encode(text, add_special_tokens=False)
+    ids = tokenizer.encode(text + (reply_prefix or ""), add_special_tokens=False)
     if len(ids) >= context:
         raise PromptTooLongError(f"the prompt has {len(ids)} tokens but the model's context is {context}: shorten the conversation")
     return ids
@@ -147,6 +149,7 @@ class _Cancel:
 
 class HuggingfaceEngine(BaseEngine):
     "Generation with transformers' `model.generate`"
+    takes_reply_prefix = True
     def __init__(self, model_args:ModelArguments, data_args:DataArguments, finetuning_args:FinetuningArguments,
                  generating_args:GeneratingArguments):
         self.model_args, self.generating_args = model_args, generating_args
@@ -177,11 +180,11 @@ class HuggingfaceEngine(BaseEngine):
         "The one place that calls `model.generate` (tests replace it with a scripted generation)"
         return self.model.generate(**kwargs)
 
-    def _prepare(self, conversations, system, tools, gen) -> tuple[dict, list[list[int]], dict]:
+    def _prepare(self, conversations, system, tools, gen, reply_prefix:str="") -> tuple[dict, list[list[int]], dict]:
         if not self.can_generate: raise ValueError("this model is a reward model: it scores texts (get_scores) but does not generate")
         g, n, stops = generation_settings(self.generating_args, **gen)
         system = system if system is not None else g.default_system
-        prompts = [encode_prompt(self.template, self.tokenizer, c, system, tools, self.context, enable_thinking=g.enable_thinking) for c in conversations]
+        prompts = [encode_prompt(self.template, self.tokenizer, c, system, tools, self.context, reply_prefix, enable_thinking=g.enable_thinking) for c in conversations]
         kw = g.to_dict()
         longest = max(map(len, prompts))
         if "max_new_tokens" in kw: kw["max_new_tokens"] = min(kw["max_new_tokens"], self.context - longest)
@@ -211,29 +214,29 @@ class HuggingfaceEngine(BaseEngine):
             res.append(row)
         return res
 
-    def batch_chat_sync(self, conversations, system=None, tools=None, **gen) -> list[list[Response]]:
-        "Replies to each conversation of a batch, generated together"
-        kw, prompts, info = self._prepare(conversations, system, tools, gen)
+    def batch_chat_sync(self, conversations, system=None, tools=None, reply_prefix:str="", **gen) -> list[list[Response]]:
+        "Replies to each conversation of a batch, generated together (each continuing `reply_prefix`)"
+        kw, prompts, info = self._prepare(conversations, system, tools, gen, reply_prefix)
         with self._slots, torch.inference_mode(): out = self._generate(**kw)
         return self._responses(out, prompts, info)
 
-    async def chat(self, messages, system=None, tools=None, **gen) -> list[Response]:
-        return (await self.batch_chat([messages], system, tools, **gen))[0]
+    async def chat(self, messages, system=None, tools=None, reply_prefix:str="", **gen) -> list[Response]:
+        return (await self.batch_chat([messages], system, tools, reply_prefix, **gen))[0]
 
-    async def batch_chat(self, conversations, system=None, tools=None, **gen) -> list[list[Response]]:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: self.batch_chat_sync(conversations, system, tools, **gen))
+    async def batch_chat(self, conversations, system=None, tools=None, reply_prefix:str="", **gen) -> list[list[Response]]:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: self.batch_chat_sync(conversations, system, tools, reply_prefix, **gen))
 
-    def stream_sync(self, messages, system=None, tools=None, stats:dict|None=None, **gen) -> "_Stream":
-        "A `_Stream` of text pieces of the reply"
+    def stream_sync(self, messages, system=None, tools=None, stats:dict|None=None, reply_prefix:str="", **gen) -> "_Stream":
+        "A `_Stream` of text pieces of the reply (what follows `reply_prefix`)"
         from transformers import TextIteratorStreamer
         if gen.get("n", 1) not in (1, None): raise ValueError("streaming gives one reply: n must be 1")
-        kw, prompts, info = self._prepare([messages], system, tools, gen)
+        kw, prompts, info = self._prepare([messages], system, tools, gen, reply_prefix)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=info["skip"])
         return _Stream(self, kw, streamer, prompts, info, stats)
 
-    async def stream_chat(self, messages, system=None, tools=None, stats:dict|None=None, **gen) -> AsyncIterator[str]:
+    async def stream_chat(self, messages, system=None, tools=None, stats:dict|None=None, reply_prefix:str="", **gen) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
-        stream = await loop.run_in_executor(self._pool, lambda: self.stream_sync(messages, system, tools, stats, **gen))
+        stream = await loop.run_in_executor(self._pool, lambda: self.stream_sync(messages, system, tools, stats, reply_prefix, **gen))
         try:
             while (piece := await loop.run_in_executor(self._pool, next, stream, None)) is not None: yield piece
         finally: stream.cancel()
@@ -342,26 +345,34 @@ class ChatModel:
             threading.Thread(target=self._loop.run_forever, daemon=True, name="llmf-chat-loop").start()
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    async def achat(self, messages:list[dict], system:str|None=None, tools:list|None=None, **gen) -> list[Response]:
-        "Replies (`n` of them) to `messages`"
-        return await self.engine.chat(messages, system, tools, **gen)
-    def chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, **gen) -> list[Response]:
-        "Replies (`n` of them) to `messages`"
-        return self._run(self.achat(messages, system, tools, **gen))
+    def _with_prefix(self, reply_prefix:str, gen:dict) -> dict:
+        "The engine's keyword arguments: `gen`, with `reply_prefix` when one is given (and the engine takes it)"
+        if not reply_prefix: return gen
+        if not isinstance(reply_prefix, str): raise ValueError(f"reply_prefix must be a string, got {type(reply_prefix).__name__}")
+        if not self.engine.takes_reply_prefix:
+            raise ValueError(f"reply_prefix: the {type(self.engine).__name__} engine cannot continue a given start of the reply; use infer_backend: huggingface")
+        return dict(gen, reply_prefix=reply_prefix)
 
-    async def abatch_chat(self, conversations:list[list[dict]], system:str|None=None, tools:list|None=None, **gen) -> list[list[Response]]:
-        "Replies to each conversation, generated as one batch"
-        return await self.engine.batch_chat(conversations, system, tools, **gen)
-    def batch_chat(self, conversations:list[list[dict]], system:str|None=None, tools:list|None=None, **gen) -> list[list[Response]]:
-        "Replies to each conversation, generated as one batch"
-        return self._run(self.abatch_chat(conversations, system, tools, **gen))
+    async def achat(self, messages:list[dict], system:str|None=None, tools:list|None=None, reply_prefix:str="", **gen) -> list[Response]:
+        "Replies (`n` of them) to `messages`; with `reply_prefix`, each is the model's continuation of that start of the reply"
+        return await self.engine.chat(messages, system, tools, **self._with_prefix(reply_prefix, gen))
+    def chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, reply_prefix:str="", **gen) -> list[Response]:
+        "Replies (`n` of them) to `messages`; with `reply_prefix`, each is the model's continuation of that start of the reply"
+        return self._run(self.achat(messages, system, tools, reply_prefix, **gen))
 
-    def astream_chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, stats:dict|None=None, **gen) -> AsyncIterator[str]:
+    async def abatch_chat(self, conversations:list[list[dict]], system:str|None=None, tools:list|None=None, reply_prefix:str="", **gen) -> list[list[Response]]:
+        "Replies to each conversation, generated as one batch"
+        return await self.engine.batch_chat(conversations, system, tools, **self._with_prefix(reply_prefix, gen))
+    def batch_chat(self, conversations:list[list[dict]], system:str|None=None, tools:list|None=None, reply_prefix:str="", **gen) -> list[list[Response]]:
+        "Replies to each conversation, generated as one batch"
+        return self._run(self.abatch_chat(conversations, system, tools, reply_prefix, **gen))
+
+    def astream_chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, stats:dict|None=None, reply_prefix:str="", **gen) -> AsyncIterator[str]:
         "The reply as text pieces, as they are generated; `stats` (a dict) receives the lengths and finish reason at the end"
-        return self.engine.stream_chat(messages, system, tools, stats, **gen)
-    def stream_chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, stats:dict|None=None, **gen) -> Iterator[str]:
+        return self.engine.stream_chat(messages, system, tools, stats, **self._with_prefix(reply_prefix, gen))
+    def stream_chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, stats:dict|None=None, reply_prefix:str="", **gen) -> Iterator[str]:
         "The reply as text pieces, as they are generated"
-        agen = self.astream_chat(messages, system, tools, stats, **gen)
+        agen = self.astream_chat(messages, system, tools, stats, reply_prefix, **gen)
         try:
             while True:
                 try: yield self._run(agen.__anext__())

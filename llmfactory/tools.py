@@ -121,7 +121,7 @@ def _glm4_tools(tools):
 def _glm4_calls(calls): return "".join(f"{n}\n{tojson(a)}" for n, a in map(call_parts, calls))
 
 def _glm4_parse(text):
-    name, sep, args = text.partition("\n")
+    name, sep, args = text.lstrip().partition("\n")  # ChatGLM3 writes its replies after "\n "
     if not sep or not re.fullmatch(r"[\w.\-]+", name.strip()): return text, []
     try: args = json.loads(args)
     except ValueError: return text, []
