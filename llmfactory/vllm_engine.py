@@ -39,6 +39,7 @@ def sampling_params(generating_args:GeneratingArguments, template, tokenizer, ma
 # %% ../nbs/11a_vllm.ipynb #73fdbb74
 class VllmEngine(BaseEngine):
     "Generation with vLLM's `AsyncLLMEngine` (CUDA GPU, optional `vllm` extra)"
+    takes_reply_prefix = True  # the prompt may end with the start of the reply (forced tool calls)
     def __init__(self, model_args:ModelArguments, data_args:DataArguments, finetuning_args:FinetuningArguments,
                  generating_args:GeneratingArguments):
         require_vllm()
@@ -59,22 +60,22 @@ class VllmEngine(BaseEngine):
             from vllm.lora.request import LoRARequest
             self.lora = LoRARequest("default", 1, model_args.adapters[0])
 
-    def _request(self, messages, system, tools, gen):
+    def _request(self, messages, system, tools, gen, reply_prefix=""):
         g, _, _ = generation_settings(self.generating_args, **gen)
         ids = encode_prompt(self.template, self.tokenizer, messages, system if system is not None else g.default_system, tools, self.context,
-                            enable_thinking=g.enable_thinking)
+                            reply_prefix, enable_thinking=g.enable_thinking)
         params, n = sampling_params(self.generating_args, self.template, self.tokenizer, self.context - len(ids), **gen)
         return self.engine.generate({"prompt_token_ids": ids}, params, request_id=f"chatcmpl-{uuid.uuid4().hex}", lora_request=self.lora), len(ids)
 
-    async def chat(self, messages, system=None, tools=None, **gen) -> list[Response]:
-        results, n_prompt = self._request(messages, system, tools, gen)
+    async def chat(self, messages, system=None, tools=None, reply_prefix:str="", **gen) -> list[Response]:
+        results, n_prompt = self._request(messages, system, tools, gen, reply_prefix)
         final = None
         async for out in results: final = out
         return [Response(o.text, len(o.token_ids), n_prompt, "length" if o.finish_reason == "length" else "stop") for o in final.outputs]
 
-    async def stream_chat(self, messages, system=None, tools=None, stats:dict|None=None, **gen) -> AsyncIterator[str]:
+    async def stream_chat(self, messages, system=None, tools=None, stats:dict|None=None, reply_prefix:str="", **gen) -> AsyncIterator[str]:
         if gen.get("n", 1) not in (1, None): raise ValueError("streaming gives one reply: n must be 1")
-        results, n_prompt = self._request(messages, system, tools, gen)
+        results, n_prompt = self._request(messages, system, tools, gen, reply_prefix)
         sent, o = 0, None
         async for out in results:
             o = out.outputs[0]
