@@ -29,9 +29,9 @@ _LLAMA3 = dict(format_prefix="{{bos_token}}", format_user="<|start_header_id|>us
 _GEMMA = dict(format_prefix="{{bos_token}}", format_user="<start_of_turn>user\n{{content}}<end_of_turn>\n",
               format_assistant="{{content}}<end_of_turn>\n", format_generation="<start_of_turn>model\n", system_style="none",
               strip_content=True, strict_roles=True, stop_words=["<end_of_turn>"], bos_token="<bos>", eos_token="<eos>",
-              special_tokens=["<start_of_turn>", "<end_of_turn>"])
+              special_tokens=["<start_of_turn>", "<end_of_turn>"], tool_format="react")
 _MISTRAL_OLD = dict(format_prefix="{{bos_token}}", format_user="[INST] {{content}} [/INST]", system_style="none", strict_roles=True,
-                    bos_token="<s>", eos_token="</s>")
+                    bos_token="<s>", eos_token="</s>", tool_format="react")
 _DEEPSEEK = dict(format_prefix="{{bos_token}}", format_user="User: {{content}}\n\n", format_assistant=" {{content}}{{eos_token}}",
                  format_system="{{content}}\n\n", format_generation="Assistant:", bos_token="<｜begin▁of▁sentence｜>", eos_token="<｜end▁of▁sentence｜>")
 
@@ -41,14 +41,14 @@ for t in [
              doc="Qwen1.5 (current text), Qwen2 and Qwen(1): ChatML with a default system prompt"),
     Template("llama3", **_LLAMA3, doc="Llama 3 (3.0) instruct"),
     Template("llama2", format_user="{{bos_token}}[INST] {{content}} [/INST]", format_assistant=" {{content}} {{eos_token}}",
-             format_system="<<SYS>>\n{{content}}\n<</SYS>>\n\n", system_style="fold", strip_content=True, strict_roles=True,
+             format_system="<<SYS>>\n{{content}}\n<</SYS>>\n\n", system_style="fold", strip_content=True, strict_roles=True, tool_format="react",
              bos_token="<s>", eos_token="</s>", doc="Llama 2 chat: bos before every [INST], system folded into the first user turn"),
     Template("mistral", format_prefix="{{bos_token}}", format_user=" [INST] {{content}} [/INST]", format_assistant=" {{content}}{{eos_token}}",
-             format_system="{{content}}\n\n", system_style="fold", strict_roles=True, bos_token="<s>", eos_token="</s>",
-             doc="Mistral v0.1/v0.2 and Mixtral 8x7B (current 'v1' text); no tools (see mistral_v3)"),
+             format_system="{{content}}\n\n", system_style="fold", strict_roles=True, tool_format="react", bos_token="<s>", eos_token="</s>",
+             doc="Mistral v0.1/v0.2 and Mixtral 8x7B (current 'v1' text); no tools of its own: LLaMA-Factory's ReAct text (see mistral_v3)"),
     Template("mistral_v01_legacy", **_MISTRAL_OLD, format_assistant="{{content}}{{eos_token}} ", doc="original Mistral-7B-Instruct-v0.1 text"),
     Template("mistral_v02_legacy", **_MISTRAL_OLD, format_assistant="{{content}}{{eos_token}}", doc="Dec-2023 Mistral v0.2 / original Mixtral text"),
-    Template("gemma", **_GEMMA, doc="Gemma and Gemma 2: no system role"),
+    Template("gemma", **_GEMMA, doc="Gemma and Gemma 2: no system role (a system prompt opens the first user turn, with a notice)"),
     Template("gemma3", **{**_GEMMA, "system_style": "fold"}, format_system="{{content}}\n\n", doc="Gemma 3: system prompt prefixed to the first user turn"),
     Template("phi", format_user="<|user|>\n{{content}}<|end|>\n", format_assistant="{{content}}<|end|>\n", format_system="<|system|>\n{{content}}<|end|>\n",
              format_generation="<|assistant|>\n", format_suffix="{{eos_token}}", stop_words=["<|end|>"], bos_token="<s>", eos_token="<|endoftext|>",

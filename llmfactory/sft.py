@@ -232,7 +232,7 @@ def predict_generating(args:TrainArgs) -> GeneratingArguments:
 def get_template_for(data_args, tokenizer):
     "The template named by `data_args.template` (unset: built from the tokenizer's own chat template, else `default`), having fixed the tokenizer"
     from llmfactory.template_auto import check_template
-    if data_args.template: template = get_template(data_args.template); check_template(template, tokenizer)
+    if data_args.template: template = get_template(data_args.template, tokenizer); check_template(template, tokenizer)  # an unknown name: the tokenizer's own, with a notice
     elif getattr(tokenizer, "chat_template", None): template = get_template(None, tokenizer)
     else:
         print("warning: no template given and the tokenizer has no chat_template: using the `default` template")

@@ -4,15 +4,17 @@
 
 # %% ../nbs/03_template.ipynb #1cb02f48
 from __future__ import annotations
-import difflib, re, warnings
+import difflib, json, re, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .hparams import ConfigError
-from .tools import get_tool_format, call_parts
+from .tools import ToolFormat, get_tool_format, register_tool_format, call_parts, tojson
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'fill_slot', 'segments_to_turns', 'Template', 'register_template', 'template_names', 'get_template']
+__all__ = ['TEMPLATES', 'REACT_TOOLS_PROMPT', 'fill_slot', 'segments_to_turns', 'Template', 'register_template', 'template_names',
+           'get_template']
 
 # %% ../nbs/03_template.ipynb #47ebb659
 def fill_slot(slot:str, tokenizer=None, **values) -> str:
@@ -52,9 +54,9 @@ class Template:
     format_function: str|None = None  # an assistant reply with tool calls; `None`: like `format_assistant`
     format_suffix: str = ""  # text after a conversation rendered without generation prompt
     tool_format: str = "default"  # name of the `ToolFormat` for tools and calls
-    system_style: str = "turn"  # "turn": own slot; "fold": `format_system` prepended to the first user content; "none": refused
+    system_style: str = "turn"  # "turn": own slot; "fold": `format_system` prepended to the first user content; "none": no system role (folded as `system + "\n\n"`, with a notice)
     strip_content: bool = False  # strip whitespace around every message content
-    strict_roles: bool = False  # refuse anything but user/assistant alternation
+    strict_roles: bool = False  # user/assistant alternation only (tool results count as user turns, with a notice)
     segments: Callable|None = None  # custom formatter: (template, messages, tools, add_generation_prompt, bos, eos, **kw) -> segments
     bos_token: str|None = None  # the family's bos/eos, used when no tokenizer is given
     eos_token: str|None = None
@@ -84,17 +86,25 @@ class Template:
         system = self.default_system or None
         if messages and messages[0]["role"] == "system": system, messages = text(messages[0]), messages[1:]
         if tools: system = (system + "\n\n" if system else "") + tf.render_tools(tools)
-        if system is not None and self.system_style == "none":
-            raise ValueError(f"template {self.name!r} has no system role; put instructions in the first user message")
+        if system is not None and self.system_style == "none":  # as LLaMA-Factory and Gemma 3 do: no refusal of a whole dataset
+            _notice(self.name, "system", f"template {self.name!r} has no system role: {'the system prompt and the tools are' if tools else 'the system prompt is'} "
+                    "put at the start of the first user message")
+        if self.strict_roles and any(m["role"] == "tool" for m in messages):
+            _notice(self.name, "tool", f"template {self.name!r} has no tool role: tool results are written as user turns, "
+                    f"tool calls as reply text in the {self.tool_format!r} tool format")
+            messages = _merge_tool_results(messages)
+        to_fold = system is not None and self.system_style in ("fold", "none")
         segs, prev = [(fill(self.format_prefix), False)], None
         if system is not None and self.system_style == "turn": segs.append((fill(self.format_system, system), False))
         for i, m in enumerate(messages):
             role = m["role"]
-            if self.strict_roles and role != ("user" if i % 2 == 0 else "assistant"):
+            if self.strict_roles and ("user" if role == "tool" else role) != ("user" if i % 2 == 0 else "assistant"):
                 raise ValueError(f"template {self.name!r} expects alternating user/assistant messages, got roles {[m['role'] for m in messages]}")
             if role == "user":
                 content = text(m)
-                if i == 0 and system is not None and self.system_style == "fold": content = fill(self.format_system, system) + content
+                if to_fold:  # the first user message carries the system prompt
+                    content = (fill(self.format_system, system) if self.system_style == "fold" else system + "\n\n") + content
+                    to_fold = False
                 segs.append((fill(self.format_user, content), False))
             elif role == "assistant":
                 if prev not in ("user", "tool"):
@@ -215,7 +225,7 @@ def template_names() -> list[str]:
     return sorted(TEMPLATES)
 
 def get_template(name:str|None, tokenizer=None) -> Template:
-    "The registered template `name`; with `name=None`, the one built from `tokenizer`'s own chat template"
+    "The registered template `name`; with `name=None`, or a name not registered here, the one built from `tokenizer`'s own chat template"
     _load_families()
     if name is None:
         if tokenizer is None: raise ValueError("get_template needs a template name or a tokenizer")
@@ -224,4 +234,74 @@ def get_template(name:str|None, tokenizer=None) -> Template:
     if name in TEMPLATES: return TEMPLATES[name]
     close = difflib.get_close_matches(str(name), TEMPLATES, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
+    if getattr(tokenizer, "chat_template", None):  # a safe fallback: the format the model was released with
+        from llmfactory.template_auto import template_from_tokenizer
+        warnings.warn(f"template {name!r} is not known here ({hint.strip() or 'see `llmfactory template list`'}): using the tokenizer's own chat_template", stacklevel=2)
+        return template_from_tokenizer(tokenizer, name=str(name))
     raise ConfigError(f"unknown template {name!r}: {hint}available templates: {', '.join(template_names())}")
+
+# %% ../nbs/03_template.ipynb #5e3b3113
+_NOTICED: set = set()
+
+def _notice(name:str, what:str, message:str):
+    "Warn once per template and kind of notice (not once per row of a dataset)"
+    if (name, what) in _NOTICED: return
+    _NOTICED.add((name, what))
+    warnings.warn(message, stacklevel=3)
+
+@contextmanager
+def _quiet_notices():
+    "No notices while rendering probes (template checks), and none used up: a dataset rendered later still shows its own"
+    seen = set(_NOTICED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try: yield
+        finally: _NOTICED.intersection_update(seen)
+
+def _merge_tool_results(messages:list[dict]) -> list[dict]:
+    "`messages` with consecutive tool results joined into one (a line each), for formats where a tool result is a user turn"
+    out = []
+    for m in messages:
+        if m["role"] == "tool" and out and out[-1]["role"] == "tool":
+            out[-1] = {**out[-1], "content": (out[-1].get("content") or "") + "\n" + (m.get("content") or "")}
+        else: out.append(m)
+    return out
+
+# %% ../nbs/03_template.ipynb #b000b2fa
+REACT_TOOLS_PROMPT = ("You have access to the following tools:\n{tool_text}Use the following format if using a tool:\n```\n"
+    "Action: tool name (one of [{tool_names}])\nAction Input: the input to the tool, in a JSON format representing the kwargs "
+    '(e.g. ```{{"input": "hello world", "num_beams": 5}}```)\n```\n')
+
+def _react_tools(tools):
+    "LLaMA-Factory's `default` tool prompt: each tool's name, description and arguments, then how to call one"
+    text, names = "", []
+    for t in tools:
+        t = t.get("function", t) if t.get("type") == "function" else t
+        params, args = t.get("parameters") or {}, ""
+        for name, p in (params.get("properties") or {}).items():
+            required = ", required" if name in params.get("required", []) else ""
+            enum = ", should be one of [{}]".format(", ".join(map(str, p["enum"]))) if p.get("enum") else ""
+            items = ", where each item should be {}".format(p["items"].get("type", "")) if isinstance(p.get("items"), dict) and p["items"] else ""
+            args += f"  - {name} ({p.get('type', '')}{required}): {p.get('description', '')}{enum}{items}\n"
+        text += f"> Tool Name: {t['name']}\nTool Description: {t.get('description', '')}\nTool Args:\n{args}\n"
+        names.append(t["name"])
+    return REACT_TOOLS_PROMPT.format(tool_text=text, tool_names=", ".join(names))
+
+def _react_calls(calls):
+    out = []
+    for c in calls:
+        fn = c.get("function", c)
+        args = fn.get("arguments", {})
+        out.append(f"Action: {fn['name']}\nAction Input: {args if isinstance(args, str) else tojson(args)}")
+    return "\n".join(out)
+
+_REACT_CALL = re.compile(r"Action:\s*([a-zA-Z0-9_]+)\s*Action Input:\s*(.+?)(?=\s*Action:|\s*$)", re.DOTALL)
+
+def _react_parse(text):
+    calls = []
+    for name, args in _REACT_CALL.findall(text):
+        try: calls.append({"name": name, "arguments": json.loads(args.strip().strip('"').strip("`"))})
+        except ValueError: return text, []
+    return (text[:_REACT_CALL.search(text).start()].strip(), calls) if calls else (text, [])
+
+register_tool_format(ToolFormat("react", _react_tools, _react_calls, _react_parse))

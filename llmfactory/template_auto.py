@@ -8,7 +8,7 @@ import argparse, difflib, json, re, sys, warnings
 from functools import partial
 from pathlib import Path
 
-from .template import Template, TEMPLATES, get_template, template_names
+from .template import Template, TEMPLATES, get_template, template_names, _quiet_notices
 from .tools import get_tool_format
 import llmfactory.families  # noqa: F401  (registers the families)
 
@@ -115,18 +115,23 @@ _PROBES = [([{"role": "system", "content": "You are terse."}, {"role": "user", "
            ([{"role": "user", "content": "Hello!"}], True)]
 
 def _both(template, tokenizer, msgs, gen):
-    try: ours = template.render(msgs, add_generation_prompt=gen, tokenizer=tokenizer)
-    except Exception as e: ours = f"<error {e}>"
+    "Our text and the tokenizer's of a probe; (None, None) when the tokenizer's own template refuses it (Gemma: a system prompt)"
     try: theirs = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
-    except Exception as e: theirs = f"<error {e}>"
+    except Exception: return None, None
+    try:
+        with _quiet_notices(): ours = template.render(msgs, add_generation_prompt=gen, tokenizer=tokenizer)
+    except Exception as e: ours = f"<error {e}>"
     return ours, theirs
 
 def check_template(template:str|Template, tokenizer, warn:bool=True) -> bool|None:
     "Whether `template` renders like `tokenizer`'s own chat template; warns with the first difference if not"
     if not getattr(tokenizer, "chat_template", None): return None
     tpl = get_template(template) if isinstance(template, str) else template
+    compared = 0
     for msgs, gen in _PROBES:
         ours, theirs = _both(tpl, tokenizer, msgs, gen)
+        if theirs is None: continue  # nothing to compare: the official template does not take this conversation
+        compared += 1
         if ours != theirs:
             if warn:
                 i = _common(ours, theirs)
@@ -134,7 +139,7 @@ def check_template(template:str|Template, tokenizer, warn:bool=True) -> bool|Non
                               f"template gives {ours[i:i + 40]!r}, tokenizer gives {theirs[i:i + 40]!r}. "
                               "Training and inference would use different formats; check `template`.")
             return False
-    return True
+    return True if compared else None
 
 def guess_template(tokenizer) -> list[str]:
     "Registered templates that render exactly like `tokenizer`'s chat template"
@@ -165,6 +170,6 @@ def template_main(argv:list[str]|None=None) -> int:
             sys.stdout.write(tpl.render(msgs, add_generation_prompt=a.add_generation_prompt, tools=tools))
         elif a.cmd == "for": print(template_for_model(a.model_id))
     except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("llmfactory template: error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, as every command writes its errors
         return 2
     return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_tuner.ipynb #f1e85470
 from __future__ import annotations
-import importlib, json, os
+import copy, importlib, json, os
 from pathlib import Path
 
 import yaml
@@ -31,10 +31,21 @@ def get_runner(stage:str):
     return getattr(importlib.import_module(module), name)
 
 # %% ../nbs/08_tuner.ipynb #78e78a62
+def _check_template(args:TrainArgs):
+    "A registered `template`; a name unknown here uses the tokenizer's own chat_template (one line says so), if it has one"
+    try: get_template(args.data.template)
+    except ConfigError as err:
+        from llmfactory.model import load_tokenizer
+        try: tok = load_tokenizer(copy.copy(args.model))  # the tokenizer alone: quick, and no weights are loaded
+        except Exception: raise err from None
+        if not getattr(tok, "chat_template", None): raise err from None  # unknown name, nothing to fall back on: the close matches
+        get_template(args.data.template, tok)  # warns: the tokenizer's chat_template is used
+        args.data.template = None  # the run builds its template from the tokenizer's chat_template
+
 def preflight(config=None, overrides=None) -> TrainArgs:
     "Parse `config` and check everything that can be checked without loading the model"
     args = get_train_args(config, overrides)
-    if args.data.template: get_template(args.data.template)  # ConfigError naming close matches
+    if args.data.template: _check_template(args)  # ConfigError naming close matches
     if args.data.dataset:
         check_stage_data(get_dataset_attrs(args.data.dataset, args.data.dataset_dir), args.finetuning.stage)
     get_runner(args.finetuning.stage)
