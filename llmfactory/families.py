@@ -214,8 +214,11 @@ def _llama32(t, msgs, tools, gen, bos, eos, date_string=None, tools_in_user_mess
     if gen: out.P(head("assistant"))
     return out
 
-register_template(Template("llama3.2", segments=_llama32, **{k: v for k, v in _LLAMA3.items() if not k.startswith("format") and k != "strip_content"},
-                           doc="Llama 3.1 / 3.2 / 3.3 instruct (dated system header, JSON tool calls)"), "llama3.1")
+_LLAMA31 = {k: v for k, v in _LLAMA3.items() if not k.startswith("format") and k != "strip_content"}
+register_template(Template("llama3.2", segments=_llama32, **_LLAMA31,
+                           doc="Llama 3.2 / 3.3 instruct (system header dated today, JSON tool calls)"))
+register_template(Template("llama3.1", segments=partial(_llama32, date_string="26 Jul 2024"), **_LLAMA31,
+                           doc="Llama 3.1 instruct: as 3.2, but the system header carries 3.1's fixed date (26 Jul 2024) unless date_string is given"))
 
 # %% ../nbs/03b_families.ipynb #e2a44f34
 def _glm4(t, msgs, tools, gen, bos, eos, **kw):

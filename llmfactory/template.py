@@ -217,7 +217,7 @@ register_template(Template(
 ))
 
 def _load_families():
-    from llmfactory import families  # noqa: F401  (registers the model families)
+    from llmfactory import families, families_al, families_mz  # noqa: F401  (register the model families)
 
 def template_names() -> list[str]:
     "Names of every registered template"

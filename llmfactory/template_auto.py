@@ -11,13 +11,15 @@ from pathlib import Path
 from .template import Template, TEMPLATES, get_template, template_names, _quiet_notices
 from .tools import get_tool_format
 import llmfactory.families  # noqa: F401  (registers the families)
+from .families_al import MODEL_ROWS as _ROWS_AL
+from .families_mz import MODEL_ROWS as _ROWS_MZ
 
 # %% auto #0
 __all__ = ['MODEL_TEMPLATES', 'template_for_model', 'default_lora_target', 'template_from_tokenizer', 'check_template',
            'guess_template', 'template_main']
 
 # %% ../nbs/03c_template_auto.ipynb #5cb0ef84
-MODEL_TEMPLATES: list[tuple[str, str, str]] = [
+MODEL_TEMPLATES: list[tuple[str, str, str]] = _ROWS_AL + _ROWS_MZ + [
     (r"baichuan2", "baichuan2", "W_pack"),
     (r"bloom", "default", "query_key_value"),
     (r"chatglm3", "chatglm3", "query_key_value"),
@@ -31,7 +33,8 @@ MODEL_TEMPLATES: list[tuple[str, str, str]] = [
     (r"internlm2", "intern2", "wqkv"),
     (r"llama-2-.*chat", "llama2", "q_proj,v_proj"),
     (r"llama-?2|llama-7b|llama-13b|llama-30b|llama-65b|llama-1\b", "default", "q_proj,v_proj"),
-    (r"llama-3\.[123]", "llama3.2", "q_proj,v_proj"),
+    (r"llama-3\.1", "llama3.1", "q_proj,v_proj"),
+    (r"llama-3\.[23]", "llama3.2", "q_proj,v_proj"),
     (r"llama-3", "llama3", "q_proj,v_proj"),
     (r"openhermes|chatml", "chatml", "q_proj,v_proj"),
     (r"mistral-.*v0\.3|mistral-(nemo|small|large)", "mistral_v3", "q_proj,v_proj"),
