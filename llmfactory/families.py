@@ -69,10 +69,6 @@ register_template(TEMPLATES["gemma"], "gemma2")
 # %% ../nbs/03b_families.ipynb #577cd08a
 _VICUNA_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
                   "The assistant gives helpful, detailed, and polite answers to the user's questions.")
-_INTERN_SYSTEM = ("You are an AI assistant whose name is InternLM (书生·浦语).\n"
-                  "- InternLM (书生·浦语) is a conversational language model that is developed by Shanghai AI Laboratory "
-                  "(上海人工智能实验室). It is designed to be helpful, honest, and harmless.\n"
-                  "- InternLM (书生·浦语) can understand and communicate fluently in the language chosen by the user such as English and 中文.")
 for t in [
     Template("empty", format_assistant="{{content}}", doc="raw text, no markers (pre-training style)"),
     Template("alpaca", format_user="### Instruction:\n{{content}}\n\n", format_generation="### Response:\n",
@@ -82,19 +78,25 @@ for t in [
     Template("vicuna", format_user="USER: {{content}} ", format_generation="ASSISTANT:", format_assistant=" {{content}}{{eos_token}}",
              format_system="{{content}} ", default_system=_VICUNA_SYSTEM, doc="Vicuna v1.1"),
     Template("zephyr", format_user="<|user|>\n{{content}}{{eos_token}}\n", format_generation="<|assistant|>\n",
-             format_assistant="{{content}}{{eos_token}}\n", format_system="<|system|>\n{{content}}{{eos_token}}\n",
-             default_system="You are Zephyr, a helpful assistant.", doc="Zephyr"),
+             format_assistant="{{content}}{{eos_token}}\n", format_system="<|system|>\n{{content}}{{eos_token}}\n", bos_token="<s>", eos_token="</s>",
+             doc="Zephyr (official text: no default system; LLaMA-Factory adds 'You are Zephyr, a helpful assistant.')"),
     Template("yi", **_CHATML, doc="Yi chat (ChatML)"),
-    Template("intern2", **{**_CHATML, "format_prefix": "{{bos_token}}"}, default_system=_INTERN_SYSTEM, doc="InternLM2 chat"),
+    Template("intern2", **{**_CHATML, "format_prefix": "{{bos_token}}"}, bos_token="<s>",
+             doc="InternLM2 chat (official text: no default system; LLaMA-Factory adds InternLM's self-description)"),
     Template("baichuan2", format_user="<reserved_106>{{content}}", format_generation="<reserved_107>",
              special_tokens=["<reserved_106>", "<reserved_107>"], doc="Baichuan2 chat"),
-    Template("falcon", format_user="User: {{content}}\n", format_generation="Falcon:", format_assistant="{{content}}{{eos_token}}\n", doc="Falcon instruct"),
+    Template("falcon", format_user="User: {{content}}\n", format_generation="Falcon:", format_assistant="{{content}}{{eos_token}}\n",
+             doc="Falcon-7B/40B/180B instruct (LLaMA-Factory's format; no official text found)"),
+    Template("falcon2", format_user="User: \n{{content}}\n", format_system="System: {{content}}\n", format_generation="Falcon:\n",
+             format_assistant="{{content}}{{eos_token}}\n", stop_words=["\nUser:"], bos_token=">>", eos_token="<|endoftext|>",
+             doc="Falcon2-11B: its official text, plus an eos after each reply (the official text has none)"),
     Template("olmo", format_prefix="{{eos_token}}", format_user="<|user|>\n{{content}}\n", format_generation="<|assistant|>\n",
              format_assistant="{{content}}{{eos_token}}\n", format_system="<|system|>\n{{content}}\n", doc="OLMo / OLMo-2 instruct (Tulu format)"),
     Template("xverse", format_user="Human: {{content}}\n\n", format_generation="Assistant: ", doc="XVERSE chat"),
     Template("yuan", format_user="{{content}}<sep>", format_assistant="{{content}}<eod>", stop_words=["<eod>"],
              special_tokens=["<sep>", "<eod>"], doc="Yuan 2"),
-    Template("cpm", format_prefix="{{bos_token}}", format_user="<用户>{{content}}", format_generation="<AI>", doc="MiniCPM"),
+    Template("cpm", format_user="<用户>{{content}}", format_generation="<AI>", strip_content=True, bos_token="<s>", eos_token="</s>",
+             doc="MiniCPM (2B sft): its official text (no bos, contents stripped), plus an eos after each reply (the official text has none)"),
 ]: register_template(t)
 
 # %% ../nbs/03b_families.ipynb #0bc90e12
@@ -245,11 +247,11 @@ def _ds_call_text(call):
     args = fn["arguments"] if isinstance(fn["arguments"], str) else tojson(fn["arguments"])
     return "<｜tool▁call▁begin｜>" + call.get("type", "function") + "<｜tool▁sep｜>" + fn["name"] + "\n```json\n" + args + "\n```<｜tool▁call▁end｜>"
 
-def _deepseek(t, msgs, tools, gen, bos, eos, r1=False, **kw):
+def _deepseek(t, msgs, tools, gen, bos, eos, r1=False, v3=False, **kw):
     out = _Out()
     systems = [_c(m) for m in msgs if m["role"] == "system"]
-    if not r1: out.P("        " * len(systems))  # V2.5's template leaks eight spaces per system message
-    out.P(bos + ("\n\n".join(systems) if r1 else (systems[-1] if systems else "")))
+    if not (r1 or v3): out.P("        " * len(systems))  # V2.5's template leaks eight spaces per system message
+    out.P(bos + ("\n\n".join(systems) if r1 or v3 else (systems[-1] if systems else "")))
     is_first, is_tool, output_first = False, False, True
     for m in msgs:
         role, c = m["role"], m.get("content")
@@ -276,7 +278,8 @@ def _deepseek(t, msgs, tools, gen, bos, eos, r1=False, **kw):
     return out
 
 _DS = dict(tool_format="deepseek", bos_token="<｜begin▁of▁sentence｜>", eos_token=_DS_EOS, stop_words=[_DS_EOS])
-register_template(Template("deepseek3", segments=_deepseek, **_DS, doc="DeepSeek-V2.5 / V3 (V2.5's official text)"))
+register_template(Template("deepseek3", segments=partial(_deepseek, v3=True), **_DS, doc="DeepSeek-V3 (its official text)"))
+register_template(Template("deepseek2.5", segments=_deepseek, **_DS, doc="DeepSeek-V2.5 (its official text; LLaMA-Factory uses deepseek3)"))
 register_template(Template("deepseekr1", segments=partial(_deepseek, r1=True), **_DS, doc="DeepSeek-R1 and its distills"))
 
 # %% ../nbs/03b_families.ipynb #25a79791
@@ -305,7 +308,7 @@ register_template(Template("mistral_v3", segments=_mistral_v3, tool_format="mist
 # %% ../nbs/03b_families.ipynb #974b4664
 OFFICIAL = {
     "chatglm3.jinja": "chatglm3", "chatml-openhermes.jinja": "chatml", "deepseek-llm-chat.jinja": "deepseek",
-    "deepseek-r1.jinja": "deepseekr1", "deepseek-v2-chat.jinja": "deepseek", "deepseek-v2.5.jinja": "deepseek3",
+    "deepseek-r1.jinja": "deepseekr1", "deepseek-v2-chat.jinja": "deepseek", "deepseek-v2.5.jinja": "deepseek2.5",
     "gemma-3-it.jinja": "gemma3", "gemma-it.jinja": "gemma", "glm-4.jinja": "glm4", "llama-2-chat.jinja": "llama2",
     "llama-3-instruct.jinja": "llama3", "llama-3.2-instruct.jinja": "llama3.2",
     "mistral-7b-instruct-v0.1.jinja": "mistral", "mistral-7b-instruct-v0.1-legacy.jinja": "mistral_v01_legacy",
