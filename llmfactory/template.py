@@ -63,11 +63,12 @@ class Template:
     special_tokens: list[str] = field(default_factory=list)  # tokens the family's tokenizer must know
     doc: str = ""  # one line on which models use it and how it differs from the official format
     enable_thinking: bool|None = None  # reasoning templates: False drops the replies' thoughts, the empty thought goes in the prompt; None: as each call says
+    thought_words: tuple[str, str]|None = None  # (open, close) markers of a reasoning template's thoughts; None: `<think>`/`</think>` where both are special tokens
 
-    @property
-    def thought_words(self) -> tuple[str, str]|None:
-        "The (open, close) markers of a reasoning template's thoughts, None for other templates"
-        return ("<think>", "</think>") if "<think>" in self.special_tokens and "</think>" in self.special_tokens else None
+    def __post_init__(self):
+        if self.thought_words is None and "<think>" in self.special_tokens and "</think>" in self.special_tokens:
+            self.thought_words = ("<think>", "</think>")
+        elif self.thought_words is not None: self.thought_words = tuple(self.thought_words)
 
     def _tokens(self, tokenizer):
         if tokenizer is None: return self.bos_token or "", self.eos_token or ""
