@@ -25,7 +25,7 @@ MODEL_TEMPLATES: list[tuple[str, str, str]] = _ROWS_AL + _ROWS_MZ + [
     (r"chatglm3", "chatglm3", "query_key_value"),
     (r"glm-4", "glm4", "query_key_value"),
     (r"deepseek-r1", "deepseekr1", "q_proj,v_proj"),
-    (r"deepseek-v2\.5|deepseek-v3", "deepseek3", "all"),
+    (r"deepseek-v3", "deepseek3", "all"),
     (r"deepseek-(llm|moe|v2)", "deepseek", "q_proj,v_proj"),
     (r"falcon", "falcon", "query_key_value"),
     (r"gemma-3", "gemma3", "q_proj,v_proj"),
