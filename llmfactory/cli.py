@@ -110,6 +110,7 @@ COMMANDS = {
     "estimate": ("llmfactory.estimate", "estimate_main", "parameters and accelerator memory of a training config"),
     "expand": ("llmfactory.llama_pro", "expand_main", "LLaMA Pro block expansion of a model"),
     "template": ("llmfactory.template_auto", "template_main", "chat templates: list | render --template NAME --messages FILE | for MODEL_ID"),
+    "webui": ("llmfactory.webui", "webui_main", "the Board (LlamaBoard's controls) as a web page on 127.0.0.1: llmfactory webui [--port N]"),
 }
 
 def _run_command(ns):
