@@ -222,11 +222,18 @@ class FinetuningArguments:
     kto_chosen_weight: float = 1.0  # KTO weight of desirable examples
     kto_rejected_weight: float = 1.0  # KTO weight of undesirable examples
     simpo_gamma: float = 0.5  # SimPO target reward margin
-    ppo_buffer_size: int = 1  # PPO mini-batches per rollout batch
+    ppo_buffer_size: int = 1  # PPO rollout batch = per_device_train_batch_size x gradient_accumulation_steps x this; one optimizer step per part per epoch
     ppo_epochs: int = 4  # PPO optimisation epochs per rollout
-    ppo_score_norm: bool = False  # normalise PPO rewards
+    ppo_score_norm: bool = False  # normalise PPO scores by their running mean and std
     ppo_target: float = 6.0  # target KL of the adaptive KL controller
     ppo_whiten_rewards: bool = False  # whiten rewards before computing advantages
+    ppo_init_kl_coef: float = 0.2  # starting KL coefficient of the adaptive KL controller (TRL's init_kl_coef)
+    ppo_horizon: int = 10000  # horizon of the adaptive KL controller, in samples (TRL's horizon)
+    ppo_cliprange: float = 0.2  # clip range of the policy ratio (TRL's cliprange)
+    ppo_cliprange_value: float = 0.2  # clip range of the value estimates (TRL's cliprange_value)
+    ppo_vf_coef: float = 0.1  # weight of the value loss (TRL's vf_coef)
+    ppo_gamma: float = 1.0  # discount factor of GAE (TRL's gamma)
+    ppo_lam: float = 0.95  # lambda of GAE (TRL's lam)
     ref_model: str|None = None  # reference model for DPO/KTO/PPO (default: the base)
     ref_model_adapters: str|None = None  # adapters of the reference model
     ref_model_quantization_bit: int|None = None  # quantize the reference model
@@ -558,9 +565,6 @@ REFUSED_FIELDS = {
     "ignore_pad_token_for_loss": "padding never carries loss in llmfactory; remove the key",
     "save_safetensors": "weights are always written as safetensors; remove the key",
     "download_mode": "benchmarks are read from local files or archives; nothing is downloaded, so remove the key",
-    "ppo_buffer_size": "PPO makes one update batch per rollout for now; remove the key",
-    "ppo_score_norm": "reward normalisation in PPO is not available yet; remove the key",
-    "ppo_whiten_rewards": "reward whitening in PPO is not available yet; remove the key",
     "ms_hub_token": "ModelScope downloads are not supported; download the model and give its local folder as model_name_or_path",
     "om_hub_token": "Modelers hub downloads are not supported; download the model and give its local folder as model_name_or_path",
     "use_unsloth_gc": "Unsloth's offloaded gradient checkpointing is not wired in; use plain gradient checkpointing (the default on a GPU)",
@@ -737,7 +741,10 @@ def _check_values(a:TrainArgs):
     _need(f.pref_ftx >= 0, "pref_ftx", f.pref_ftx, "must not be negative")
     _need(0 <= f.dpo_label_smoothing < 0.5, "dpo_label_smoothing", f.dpo_label_smoothing, "must be in [0, 0.5)")
     _need(f.grpo_num_generations >= 2, "grpo_num_generations", f.grpo_num_generations, "must be at least 2 (GRPO compares replies to the same prompt)")
-    for k in ("ppo_epochs", "ppo_buffer_size", "galore_rank", "apollo_rank"): _need(getattr(f, k) >= 1, k, getattr(f, k), pos)
+    for k in ("ppo_epochs", "ppo_buffer_size", "ppo_horizon", "galore_rank", "apollo_rank"): _need(getattr(f, k) >= 1, k, getattr(f, k), pos)
+    for k in ("ppo_target", "ppo_cliprange", "ppo_cliprange_value"): _need(getattr(f, k) > 0, k, getattr(f, k), "must be positive")
+    for k in ("ppo_init_kl_coef", "ppo_vf_coef"): _need(getattr(f, k) >= 0, k, getattr(f, k), "must not be negative")
+    for k in ("ppo_gamma", "ppo_lam"): _need(0 <= getattr(f, k) <= 1, k, getattr(f, k), "must be in [0, 1]")
     _need(f.loraplus_lr_ratio is None or f.loraplus_lr_ratio > 0, "loraplus_lr_ratio", f.loraplus_lr_ratio, "must be positive (16 is usual)")
     # model
     if m.quantization_bit is not None and m.quantization_method == "bnb":

@@ -4,12 +4,15 @@
 
 # %% ../nbs/07e_ppo.ipynb #14a1a1f0
 from __future__ import annotations
-import os
+import json, math, os
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import ModelOutput
 
-from .callbacks import LogCallback, StageTrainer, setup_trackers
+from .callbacks import LogCallback, StageTrainer, plot_loss, setup_trackers
 from .data import get_collator
 from .dpo import MetricsMixin, frozen_on, reference
 from .hparams import FinetuningArguments, ModelArguments, TrainArgs
@@ -18,8 +21,9 @@ from .rm import load_reward_model
 from .sft import get_template_for, prepare_data, train_and_evaluate
 
 # %% auto #0
-__all__ = ['VALUE_HEAD', 'sample_replies', 'reply_logps', 'masked_mean', 'gae', 'PPOTrainer', 'run_ppo', 'prompt_rows',
-           'prompt_collator']
+__all__ = ['VALUE_HEAD', 'OLD_VALUE_HEAD', 'PPO_STATE', 'PPO_PLOTS', 'sample_replies', 'reply_logps', 'masked_mean',
+           'masked_whiten', 'gae', 'AdaptiveKLController', 'RunningMoments', 'ValueHead', 'ValueHeadOutput',
+           'ValueHeadModel', 'PPOTrainer', 'run_ppo', 'prompt_rows', 'prompt_collator']
 
 # %% ../nbs/07e_ppo.ipynb #5e3ef486
 @torch.no_grad()
@@ -33,15 +37,22 @@ def sample_replies(model, tokenizer, input_ids, attention_mask, max_new_tokens:i
     reply_mask = (is_stop.cumsum(1) - is_stop) == 0  # up to and including the first stop token
     return seq, torch.cat([attention_mask.bool(), reply_mask], 1).long(), reply_mask.float()
 
-def reply_logps(model, seq, mask, prompt_len:int, v_head:nn.Module|None=None):
-    "Log-probabilities of the reply tokens of `seq` (and the value head's estimates, if given)"
+def reply_logps(model, seq, mask, prompt_len:int, values:bool=False):
+    "Log-probabilities of the reply tokens of `seq` (and, when `values`, the value estimates of `model`, a `ValueHeadModel`)"
     pos = (mask.cumsum(-1) - 1).clamp(min=0)  # positions that skip the left padding
-    out = model(input_ids=seq, attention_mask=mask, position_ids=pos, output_hidden_states=v_head is not None)
+    out = model(input_ids=seq, attention_mask=mask, position_ids=pos)
     logps = torch.gather(out.logits[:, prompt_len - 1:-1].float().log_softmax(-1), 2, seq[:, prompt_len:, None]).squeeze(-1)
-    if v_head is None: return logps
-    return logps, v_head(out.hidden_states[-1][:, prompt_len - 1:-1].float()).squeeze(-1)
+    return (logps, out.value[:, prompt_len - 1:-1]) if values else logps
 
 def masked_mean(x, mask): return (x * mask).sum() / mask.sum().clamp(min=1)
+
+def masked_whiten(x, mask, shift_mean:bool=True):
+    "`x` scaled to unit variance over `mask` (unbiased, as TRL), and shifted to zero mean unless `shift_mean=False`"
+    mean = masked_mean(x, mask)
+    n = mask.sum()
+    var = masked_mean((x - mean) ** 2, mask) * n / (n - 1).clamp(min=1)
+    out = (x - mean) * torch.rsqrt(var + 1e-8)
+    return (out if shift_mean else out + mean) * mask
 
 # %% ../nbs/07e_ppo.ipynb #8dd85b02
 def gae(rewards:torch.Tensor, values:torch.Tensor, mask:torch.Tensor, gamma:float=1.0, lam:float=0.95) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,75 +65,204 @@ def gae(rewards:torch.Tensor, values:torch.Tensor, mask:torch.Tensor, gamma:floa
         adv[:, t] = last
     return adv * mask, (adv + values) * mask
 
-# %% ../nbs/07e_ppo.ipynb #7ca43e1b
-VALUE_HEAD = "value_head.bin"
+# %% ../nbs/07e_ppo.ipynb #14f4fa07
+class AdaptiveKLController:
+    "The KL coefficient, moved towards the value that keeps the KL of the rollouts near `target`"
+    def __init__(self, init_kl_coef:float=0.2, target:float=6.0, horizon:int=10000):
+        self.value, self.target, self.horizon = init_kl_coef, target, horizon
+
+    def update(self, current:float, n_steps:int):
+        error = min(max(current / self.target - 1, -0.2), 0.2)
+        self.value *= 1 + error * n_steps / self.horizon
+
+class RunningMoments:
+    "Running mean and standard deviation of every value seen so far"
+    def __init__(self): self.mean, self.var, self.std, self.count = 0.0, 1.0, 1.0, 1e-24
+
+    def update(self, xs:torch.Tensor):
+        var, mean = torch.var_mean(xs.detach().float(), unbiased=False)
+        n, delta = xs.numel(), float(mean) - self.mean
+        total = self.count + n
+        self.var = (self.var * self.count + delta ** 2 * self.count * n / total + float(var) * n) / total
+        self.mean += delta * n / total
+        self.std = math.sqrt(self.var * total / (total - 1)) if total > 1 else 1.0
+        self.count = total
+
+    def state_dict(self) -> dict: return dict(mean=self.mean, var=self.var, std=self.std, count=self.count)
+    def load_state_dict(self, d:dict): self.mean, self.var, self.std, self.count = d["mean"], d["var"], d["std"], d["count"]
+
+# %% ../nbs/07e_ppo.ipynb #806baf43
+VALUE_HEAD, OLD_VALUE_HEAD = "value_head.safetensors", "value_head.bin"
+
+class ValueHead(nn.Module):
+    "A linear estimate of the return from the last hidden state, zero at the start"
+    def __init__(self, hidden_size:int):
+        super().__init__()
+        self.summary = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(self.summary.weight); nn.init.zeros_(self.summary.bias)
+
+    def forward(self, hidden): return self.summary(hidden.to(self.summary.weight.dtype)).squeeze(-1).float()
+
+@dataclass
+class ValueHeadOutput(ModelOutput):
+    logits: torch.Tensor|None = None
+    value: torch.Tensor|None = None
+
+class ValueHeadModel(nn.Module):
+    "The policy and its value head as one module: the forward pass returns the logits and the value of each position"
+    _PASSED = ("config", "generation_config", "hf_device_map", "is_loaded_in_4bit", "is_loaded_in_8bit", "quantization_method", "main_input_name",
+               "warnings_issued", "name_or_path", "device", "dtype", "disable_adapter", "peft_config", "active_adapter", "is_activation_checkpointing")
+    def __init__(self, policy):
+        super().__init__()
+        self.pretrained_model = policy
+        self.v_head = ValueHead(policy.config.hidden_size).to(next(policy.parameters()).device)
+
+    def __getattr__(self, name):
+        try: return super().__getattr__(name)
+        except AttributeError:
+            if name in ValueHeadModel._PASSED: return getattr(self.pretrained_model, name)
+            raise
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, **kwargs):
+        out = self.pretrained_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                    output_hidden_states=True, **kwargs)
+        return ValueHeadOutput(logits=out.logits, value=self.v_head(out.hidden_states[-1]))
+
+    def generate(self, *args, **kwargs): return self.pretrained_model.generate(*args, **kwargs)
+    def activation_checkpointing_enable(self, **kwargs): return self.pretrained_model.activation_checkpointing_enable(**kwargs)
+    def activation_checkpointing_disable(self): return self.pretrained_model.activation_checkpointing_disable()
+    def gradient_checkpointing_enable(self, **kwargs): return self.pretrained_model.gradient_checkpointing_enable(**kwargs)
+    def gradient_checkpointing_disable(self): return self.pretrained_model.gradient_checkpointing_disable()
+
+    def save_pretrained(self, output_dir, state_dict:dict|None=None, is_main_process:bool=True, **kwargs):
+        "The policy as its own `save_pretrained` writes it, the value head as `value_head.safetensors`"
+        from safetensors.torch import save_file
+        sd = self.state_dict() if state_dict is None else state_dict
+        p = "pretrained_model."
+        self.pretrained_model.save_pretrained(output_dir, state_dict={k[len(p):]: v for k, v in sd.items() if k.startswith(p)},
+                                              is_main_process=is_main_process, **kwargs)
+        if is_main_process:
+            head = {k: v.detach().float().cpu().contiguous() for k, v in sd.items() if k.startswith("v_head.")}
+            save_file(head, os.path.join(output_dir, VALUE_HEAD), metadata={"format": "pt", "llmfactory_stage": "ppo"})
+
+    def load_value_head(self, folder) -> bool:
+        "Load the value head saved in `folder` (`value_head.safetensors`, or an older `value_head.bin`); whether there was one"
+        new, old = Path(folder) / VALUE_HEAD, Path(folder) / OLD_VALUE_HEAD
+        if new.exists():
+            from safetensors.torch import load_file
+            sd = load_file(str(new))
+        elif old.exists(): sd = torch.load(old, map_location="cpu", weights_only=True)
+        else: return False
+        self.v_head.summary.load_state_dict({k.rsplit(".", 1)[-1]: v for k, v in sd.items()})
+        return True
+
+# %% ../nbs/07e_ppo.ipynb #a1b3e308
+PPO_STATE = "ppo_state.json"
+
+def _pad_cat(ts:list[torch.Tensor], value=0) -> torch.Tensor:
+    "Concatenate along the batch, padding the second dimension on the right"
+    n = max(t.shape[1] for t in ts)
+    return torch.cat([nn.functional.pad(t, (0, n - t.shape[1]), value=value) for t in ts])
 
 class PPOTrainer(MetricsMixin, StageTrainer):
-    "PPO: each Trainer step is one rollout, scored by `reward_model`, then `ppo_epochs` clipped updates"
-    def __init__(self, *args, finetuning_args:FinetuningArguments, generating_args, reward_model, ref_model=None, stop_ids=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.f, self.g, self.stop_ids = finetuning_args, generating_args, stop_ids
+    "PPO: each Trainer step is one rollout, scored by `reward_model`, then `ppo_epochs` x `ppo_buffer_size` clipped updates"
+    def __init__(self, model=None, args=None, *, finetuning_args:FinetuningArguments, generating_args, reward_model, ref_model=None,
+                 stop_ids=None, **kwargs):
+        f = finetuning_args
+        self.backward_steps = args.gradient_accumulation_steps  # mini-batches per optimizer step, accumulated inside the PPO step
+        args.gradient_accumulation_steps = 1
+        super().__init__(model=model if isinstance(model, ValueHeadModel) else ValueHeadModel(model), args=args, **kwargs)
+        self._train_batch_size = self.args.train_batch_size * self.backward_steps * f.ppo_buffer_size  # a rollout batch per step
+        self.f, self.g, self.stop_ids = f, generating_args, stop_ids
         self.reward_model, self.ref_model = frozen_on(reward_model, self.args.device), frozen_on(ref_model, self.args.device)  # beside the policy
-        self.v_head = nn.Linear(self.model.config.hidden_size, 1).to(self.model.device)
-        nn.init.zeros_(self.v_head.weight); nn.init.zeros_(self.v_head.bias)
-        self.kl_coef = 0.2
+        self.kl_ctl, self.score_moments = AdaptiveKLController(f.ppo_init_kl_coef, f.ppo_target, f.ppo_horizon), RunningMoments()
 
-    def create_optimizer(self, *args, **kwargs):
-        opt = super().create_optimizer(*args, **kwargs)
-        opt.add_param_group({"params": list(self.v_head.parameters()), "weight_decay": 0.0})  # the value head trains with the policy
-        return opt
-
-    def _save(self, output_dir=None, state_dict=None):  # checkpoints and the final save keep the value head beside the policy
-        super()._save(output_dir, state_dict)
-        torch.save(self.v_head.state_dict(), os.path.join(output_dir or self.args.output_dir, VALUE_HEAD))
+    def _save(self, output_dir=None, state_dict=None):
+        "The policy (adapter or full weights), `value_head.safetensors`, the tokenizer, the arguments and the controller's state"
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save: return
+        os.makedirs(output_dir, exist_ok=True)
+        self.accelerator.unwrap_model(self.model).save_pretrained(output_dir, state_dict=state_dict)
+        if self.processing_class is not None: self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+        Path(output_dir, PPO_STATE).write_text(json.dumps(dict(kl_coef=self.kl_ctl.value, score_moments=self.score_moments.state_dict())))
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, VALUE_HEAD)
-        if os.path.exists(path): self.v_head.load_state_dict(torch.load(path, map_location=self.model.device))
+        wrapper = self.accelerator.unwrap_model(model if model is not None else self.model)
+        super()._load_from_checkpoint(resume_from_checkpoint, wrapper.pretrained_model)
+        wrapper.load_value_head(resume_from_checkpoint)
+        state = Path(resume_from_checkpoint, PPO_STATE)
+        if state.exists():
+            s = json.loads(state.read_text())
+            self.kl_ctl.value = s["kl_coef"]; self.score_moments.load_state_dict(s["score_moments"])
 
     @torch.no_grad()
     def rollout(self, model, inputs):
         "Sample, score, and compute advantages and returns; returns (statistics to log, rollout)"
-        policy, P = self.accelerator.unwrap_model(model), inputs["input_ids"].shape[1]
-        policy.eval()
-        seq, mask, rmask = sample_replies(policy, self.processing_class, inputs["input_ids"], inputs["attention_mask"],
-                                          self.g.max_new_tokens, self.g.temperature, self.stop_ids)
-        old_logps, values = reply_logps(policy, seq, mask, P, self.v_head)
-        with reference(policy, self.ref_model) as ref: ref_logps = reply_logps(ref, seq, mask, P)
-        score = self.reward_model(input_ids=seq, attention_mask=mask).logits[:, 0].float()
-        kl = old_logps - ref_logps
-        rewards = -self.kl_coef * kl * rmask
+        f, wrapper, P = self.f, self.accelerator.unwrap_model(model), inputs["input_ids"].shape[1]
+        policy, mb = wrapper.pretrained_model, self.args.per_device_train_batch_size
+        wrapper.eval()
+        parts = []
+        for i in range(0, len(inputs["input_ids"]), mb):  # generate and score in mini-batches
+            seq, mask, rmask = sample_replies(policy, self.processing_class, inputs["input_ids"][i:i + mb], inputs["attention_mask"][i:i + mb],
+                                              self.g.max_new_tokens, self.g.temperature, self.stop_ids)
+            old_logps, values = reply_logps(wrapper, seq, mask, P, values=True)
+            with reference(policy, self.ref_model) as ref: ref_logps = reply_logps(ref, seq, mask, P)
+            score = self.reward_model(input_ids=seq, attention_mask=mask).logits[:, 0].float()
+            parts.append((seq, mask, rmask, old_logps, values, ref_logps, score))
+        seq, mask, rmask, old_logps, values, ref_logps, raw = [_pad_cat(list(x), self.processing_class.pad_token_id if k == 0 else 0)
+                                                               if x[0].dim() == 2 else torch.cat(x) for k, x in enumerate(zip(*parts))]
+        score = raw
+        if f.ppo_score_norm:  # by the running mean and std of every score so far, over all processes
+            self.score_moments.update(self.accelerator.gather(raw))
+            score = (raw - self.score_moments.mean) / (self.score_moments.std + torch.finfo(torch.float32).eps)
+        kl = (old_logps - ref_logps) * rmask
+        rewards = -self.kl_ctl.value * kl
         last = (rmask.sum(1).long() - 1).clamp(min=0)
         rewards[torch.arange(len(seq)), last] += score
-        adv, ret = gae(rewards, values, rmask)
-        mean, var = masked_mean(adv, rmask), masked_mean((adv - masked_mean(adv, rmask)) ** 2, rmask)
-        adv = (adv - mean) * torch.rsqrt(var + 1e-8) * rmask  # whitened
-        kl_sum = (kl * rmask).sum(1).mean()
-        self.kl_coef *= 1 + float(torch.clamp(kl_sum / self.f.ppo_target - 1, -0.2, 0.2)) * len(seq) / 10000  # adaptive KL control
-        stats = dict(reward=score.mean(), kl=kl_sum, reply_len=rmask.sum(1).mean())
-        return stats, dict(seq=seq, mask=mask, rmask=rmask, P=P, old_logps=old_logps, values=values, adv=adv, ret=ret)
+        if f.ppo_whiten_rewards: rewards = masked_whiten(rewards, rmask, shift_mean=False)
+        adv, ret = gae(rewards, values, rmask, f.ppo_gamma, f.ppo_lam)
+        adv = masked_whiten(adv, rmask)
+        kl_sum = kl.sum(1).mean()
+        stats = dict(reward=raw.mean(), kl=kl_sum, kl_coef=self.kl_ctl.value, reply_len=rmask.sum(1).mean())
+        self.kl_ctl.update(float(self.accelerator.gather(kl_sum[None]).mean()), len(seq) * self.accelerator.num_processes)
+        return stats, dict(seq=seq, mask=mask, rmask=rmask, P=P, old_logps=old_logps, values=values, adv=adv, ret=ret, score=score, rewards=rewards)
 
     def ppo_loss(self, model, r):
-        logps, vals = reply_logps(model, r["seq"], r["mask"], r["P"], self.v_head)
+        "The clipped policy loss plus `ppo_vf_coef` times the clipped value loss; and their statistics"
+        f, m = self.f, r["rmask"]
+        logps, vals = reply_logps(model, r["seq"], r["mask"], r["P"], values=True)
         ratio = torch.exp(logps - r["old_logps"])
-        pg = torch.max(-r["adv"] * ratio, -r["adv"] * ratio.clamp(0.8, 1.2))
-        v_clip = r["values"] + (vals - r["values"]).clamp(-0.2, 0.2)
-        vf = 0.5 * torch.max((vals - r["ret"]) ** 2, (v_clip - r["ret"]) ** 2)
-        return masked_mean(pg, r["rmask"]) + 0.1 * masked_mean(vf, r["rmask"])
+        pg1, pg2 = -r["adv"] * ratio, -r["adv"] * ratio.clamp(1 - f.ppo_cliprange, 1 + f.ppo_cliprange)
+        v_clip = r["values"] + (vals - r["values"]).clamp(-f.ppo_cliprange_value, f.ppo_cliprange_value)
+        vf1, vf2 = (vals - r["ret"]) ** 2, (v_clip - r["ret"]) ** 2
+        pg_loss, vf_loss = masked_mean(torch.max(pg1, pg2), m), 0.5 * masked_mean(torch.max(vf1, vf2), m)
+        stats = dict(policy_loss=pg_loss, value_loss=vf_loss, clipfrac=masked_mean((pg2 > pg1).float(), m),
+                     value_clipfrac=masked_mean((vf2 > vf1).float(), m), approx_kl=0.5 * masked_mean((logps - r["old_logps"]) ** 2, m))
+        return pg_loss + f.ppo_vf_coef * vf_loss, {k: v.detach() for k, v in stats.items()}
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         stats, r = self.rollout(model, inputs)
         model.train()
         self.store(**stats)
-        for epoch in range(self.f.ppo_epochs):
-            loss = self.ppo_loss(model, r)
-            self.accelerator.backward(loss)
-            if epoch == self.f.ppo_epochs - 1: return loss.detach()  # the Trainer clips and steps
-            if self.args.max_grad_norm: self.accelerator.clip_grad_norm_(list(model.parameters()) + list(self.v_head.parameters()), self.args.max_grad_norm)
-            self.optimizer.step(); self.optimizer.zero_grad()
+        f, ga, n = self.f, self.backward_steps, len(r["seq"])
+        size, losses = math.ceil(n / (f.ppo_buffer_size * ga)), []
+        for epoch in range(f.ppo_epochs):
+            order = torch.randperm(n, device=r["seq"].device)
+            for part in range(f.ppo_buffer_size):
+                for micro in range(ga):
+                    idx = order[(part * ga + micro) * size:(part * ga + micro + 1) * size]
+                    if not len(idx): continue
+                    loss, st = self.ppo_loss(model, {k: v[idx] if torch.is_tensor(v) else v for k, v in r.items()})
+                    self.accelerator.backward(loss / ga)
+                    losses.append(loss.detach()); self.store(**st)
+                if epoch == f.ppo_epochs - 1 and part == f.ppo_buffer_size - 1: return torch.stack(losses).mean()  # the Trainer clips and steps
+                if self.args.max_grad_norm: self.accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+                self.optimizer.step(); self.optimizer.zero_grad()
 
-# %% ../nbs/07e_ppo.ipynb #5f10a06e
+# %% ../nbs/07e_ppo.ipynb #78ab5a6d
+PPO_PLOTS = ("reward", "kl", "value_loss", "policy_loss")
+
 def run_ppo(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run PPO against `reward_model` as configured by `args`; returns the metrics"
     from llmfactory.dpo import get_ref_model
@@ -133,14 +273,16 @@ def run_ppo(args:TrainArgs, callbacks:list|None=None) -> dict:
     datasets = prepare_data(args, template, tokenizer, "ppo")
     model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
     reward_model = frozen_on(load_reward_model(tokenizer, ModelArguments(model_name_or_path=f.reward_model)), t.device)
-    t.gradient_checkpointing, t.remove_unused_columns, t.gradient_accumulation_steps = False, False, 1
+    t.gradient_checkpointing, t.remove_unused_columns = False, False
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     trainer = PPOTrainer(model=model, args=t, finetuning_args=f, generating_args=args.generating, reward_model=reward_model,
                          ref_model=get_ref_model(args, tokenizer), stop_ids=template.stop_token_ids(tokenizer),
                          data_collator=get_collator(tokenizer, stage="ppo"), processing_class=tokenizer,
                          callbacks=[LogCallback(), *(callbacks or [])], train_dataset=datasets["train_dataset"])
-    return train_and_evaluate(trainer, args, False)
+    metrics = train_and_evaluate(trainer, args, False)
+    if t.do_train and f.plot_loss and trainer.is_world_process_zero(): plot_loss(t.output_dir, keys=PPO_PLOTS)
+    return metrics
 
 # %% ../nbs/07e_ppo.ipynb #1fe478b5
 def prompt_rows(tokenizer, template, rows:list[dict]) -> list[dict]:
