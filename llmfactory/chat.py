@@ -116,10 +116,14 @@ def encode_prompt(template, tokenizer, messages:list[dict], system:str|None, too
 
 # %% ../nbs/11_chat.ipynb #f81247fb
 def find_value_head(model_args:ModelArguments) -> Path|None:
-    "The `value_head.safetensors` beside the last adapter or the model, if any"
+    "The reward model's `value_head.safetensors` beside the last adapter or the model, if any (not PPO's value head: a PPO policy generates)"
     for folder in [*model_args.adapters[::-1], resolve_model_path(model_args.model_name_or_path)]:
         p = Path(folder) / "value_head.safetensors"
-        if p.exists(): return p
+        if p.exists():
+            from safetensors import safe_open
+            with safe_open(str(p), "pt") as f:
+                if (f.metadata() or {}).get("llmfactory_stage") == "ppo": return None
+            return p
     return None
 
 def load_value_head(path) -> tuple[torch.Tensor, torch.Tensor]:
