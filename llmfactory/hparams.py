@@ -80,7 +80,7 @@ class ModelArguments:
     quantization_device_map: Literal["auto"]|None = None  # device map for a quantized model
     # export
     export_dir: str|None = None  # where `llmfactory export` writes the merged model
-    export_size: int = 5  # shard size of the exported weights, in GB
+    export_size: float|str = 5  # largest shard of the exported weights, in GB (0.5 is 500 MB), or a size such as '500MB'
     export_device: Literal["cpu", "auto"] = "cpu"  # device used to merge
     export_quantization_bit: int|None = None  # GPTQ bits of the exported model
     export_quantization_dataset: str|None = None  # calibration data for GPTQ export
