@@ -62,7 +62,8 @@ class Panel:
 
     def open(self, title: str):
         head = self.root.locator(".jupyter-widget-Collapse-header, .lm-AccordionPanel-title, .p-Collapse-header", has_text=title).first
-        if head.is_visible(): head.click()
+        head.wait_for(state="visible", timeout=60_000)  # an accordion shown by another choice (the stage) appears a moment later
+        head.click()
 
     def tab(self, title: str):
         self.root.locator(".lm-TabBar-tab, .p-TabBar-tab", has_text=title).first.click()
