@@ -143,7 +143,7 @@ def _split_think(m):
         return (content.split("</think>")[0].rstrip("\n").split("<think>")[-1].lstrip("\n"), content.split("</think>")[-1].lstrip("\n"))
     return "", content
 
-def _qwen3(t, msgs, tools, gen, bos, eos, enable_thinking=True, think=True, **kw):
+def _qwen3(t, msgs, tools, gen, bos, eos, enable_thinking=True, think=True, preserve_thinking=False, **kw):
     out = _Out()
     text = lambda m: m.get("content") if isinstance(m.get("content"), str) else ""
     if tools:
@@ -160,7 +160,7 @@ def _qwen3(t, msgs, tools, gen, bos, eos, enable_thinking=True, think=True, **kw
         elif role == "assistant":
             reasoning, content = _split_think(m) if think else ("", text(m))
             out.P("<|im_start|>assistant\n")
-            if think and i > last_query and (i == len(msgs) - 1 or reasoning):
+            if think and (i > last_query or preserve_thinking) and (i == len(msgs) - 1 or reasoning):  # preserve_thinking: earlier thoughts too
                 body = "<think>\n" + reasoning.strip("\n") + "\n</think>\n\n" + content.lstrip("\n")
             else: body = content
             for j, call in enumerate(m.get("tool_calls") or []):
@@ -247,7 +247,7 @@ def _ds_call_text(call):
     args = fn["arguments"] if isinstance(fn["arguments"], str) else tojson(fn["arguments"])
     return "<｜tool▁call▁begin｜>" + call.get("type", "function") + "<｜tool▁sep｜>" + fn["name"] + "\n```json\n" + args + "\n```<｜tool▁call▁end｜>"
 
-def _deepseek(t, msgs, tools, gen, bos, eos, r1=False, v3=False, **kw):
+def _deepseek(t, msgs, tools, gen, bos, eos, r1=False, v3=False, enable_thinking=None, **kw):
     out = _Out()
     systems = [_c(m) for m in msgs if m["role"] == "system"]
     if not (r1 or v3): out.P("        " * len(systems))  # V2.5's template leaks eight spaces per system message
@@ -266,7 +266,7 @@ def _deepseek(t, msgs, tools, gen, bos, eos, r1=False, v3=False, **kw):
         elif role == "assistant":
             if is_tool: out.P("<｜tool▁outputs▁end｜>"); out.R(_c(m) + _DS_EOS); is_tool = False
             else:
-                content = _c(m).split("</think>")[-1] if r1 else _c(m)
+                content = _c(m).split("</think>")[-1] if r1 and (gen or enable_thinking is None) else _c(m)  # training with enable_thinking keeps thoughts, as LLaMA-Factory
                 out.P("<｜Assistant｜>"); out.R(content + _DS_EOS)
         elif role == "tool":
             is_tool = True
@@ -274,7 +274,7 @@ def _deepseek(t, msgs, tools, gen, bos, eos, r1=False, v3=False, **kw):
             out.P(("<｜tool▁outputs▁begin｜>" if output_first else "") + sep + "<｜tool▁output▁begin｜>" + _c(m) + "<｜tool▁output▁end｜>")
             output_first = False
     if is_tool: out.P("<｜tool▁outputs▁end｜>")
-    if gen and not is_tool: out.P("<｜Assistant｜>" + ("<think>\n" if r1 else ""))
+    if gen and not is_tool: out.P("<｜Assistant｜>" + ("<think>\n" if r1 and enable_thinking is not False else ""))  # thinking off: the empty thought follows
     return out
 
 _DS = dict(tool_format="deepseek", bos_token="<｜begin▁of▁sentence｜>", eos_token=_DS_EOS, stop_words=[_DS_EOS])

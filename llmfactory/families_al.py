@@ -232,7 +232,7 @@ def _thinking(m):
     "An assistant message's reasoning: gpt-oss's `thinking` field, or `reasoning_content`"
     return m.get("thinking", m.get("reasoning_content"))
 
-def _gpt_oss(t, msgs, tools, gen, bos, eos, model_identity=None, reasoning_effort="medium", today=None, **kw):
+def _gpt_oss(t, msgs, tools, gen, bos, eos, model_identity=None, reasoning_effort="medium", today=None, enable_thinking=None, **kw):
     out, msgs = _Out(), list(msgs)
     system = (model_identity or GPT_OSS_IDENTITY) + "\nKnowledge cutoff: 2024-06\nCurrent date: " + _today(today).strftime("%Y-%m-%d") + "\n\n"
     system += "Reasoning: " + reasoning_effort + "\n\n# Valid channels: analysis, commentary, final. Channel must be included for every message."
@@ -247,6 +247,11 @@ def _gpt_oss(t, msgs, tools, gen, bos, eos, model_identity=None, reasoning_effor
         role = m["role"]
         if role == "assistant":
             content, thinking = m.get("content"), _thinking(m)
+            inline = thinking is None and isinstance(content, str) and content.startswith(("<|channel|>analysis<|message|>", "<|channel|>final<|message|>"))
+            if inline:  # LLaMA-Factory's gpt_oss data: the thought and the answer written in the content
+                head, _, content = content.rpartition("<|channel|>final<|message|>")
+                thinking = head.removeprefix("<|channel|>analysis<|message|>").removesuffix("<|end|><|start|>assistant") if head else None
+            keep = inline and thinking is not None and enable_thinking is True and not gen  # training with thinking on keeps every such thought
             for text in (content, thinking):
                 if isinstance(text, str) and ("<|channel|>analysis<|message|>" in text or "<|channel|>final<|message|>" in text):
                     raise ValueError("gpt_oss: pass the analysis text in `thinking` and the final answer in `content`, without <|channel|> tags")
@@ -258,10 +263,10 @@ def _gpt_oss(t, msgs, tools, gen, bos, eos, model_identity=None, reasoning_effor
                 body = "<|channel|>analysis<|message|>" + analysis + "<|end|><|start|>assistant" if analysis else ""
                 out.R(body + _harmony_call(m["tool_calls"][0]).removeprefix("<|start|>assistant"))
                 last_call = call_parts(m["tool_calls"][0])[0]
-            elif i == len(msgs) - 1 and not gen:
+            elif (i == len(msgs) - 1 or keep) and not gen:
                 body = "<|channel|>analysis<|message|>" + thinking + "<|end|><|start|>assistant" if thinking is not None else ""
-                out.R(body + "<|channel|>final<|message|>" + _c(m) + "<|return|>")
-            else: out.R("<|channel|>final<|message|>" + _c(m) + "<|end|>"); last_call = None
+                out.R(body + "<|channel|>final<|message|>" + (content if inline else _c(m)) + ("<|return|>" if i == len(msgs) - 1 else "<|end|>")); last_call = None
+            else: out.R("<|channel|>final<|message|>" + (content if inline else _c(m)) + "<|end|>"); last_call = None
         elif role == "tool":
             if last_call is None: raise ValueError("gpt_oss: a tool message needs an assistant tool call before it")
             out.P("<|start|>functions." + last_call + " to=assistant<|channel|>commentary<|message|>" + tojson(m.get("content")) + "<|end|>")
@@ -548,8 +553,8 @@ def _thought(m) -> tuple[str, str]:
     if isinstance(m.get("reasoning_content"), str): return m["reasoning_content"], _c(m)
     return _split_think(m) if "</think>" in _c(m) else ("", _c(m))
 
-def _glm_lf(t, msgs, tools, gen, bos, eos, tools_text=None, call_text=None, **kw):
-    "LLaMA-Factory's GLM-4.5 / GLM-Z1 format: a `<think>` block (empty when none) opens every reply"
+def _glm_lf(t, msgs, tools, gen, bos, eos, tools_text=None, call_text=None, enable_thinking=None, **kw):
+    "LLaMA-Factory's GLM-4.5 / GLM-Z1 format: `\\n` and the reply, a `<think>` block first (the empty one before the `\\n`, as its ReasoningTemplate adds it) unless thinking is off"
     out, msgs = _Out(), list(msgs)
     out.P("[gMASK]<sop>")
     system = _c(msgs.pop(0)) if msgs and msgs[0]["role"] == "system" else t.default_system
@@ -559,7 +564,8 @@ def _glm_lf(t, msgs, tools, gen, bos, eos, tools_text=None, call_text=None, **kw
         if m["role"] == "assistant":
             reasoning, answer = _thought(m)
             calls = "".join(call_text(c) for c in m.get("tool_calls") or [])
-            out.P("<|assistant|>"); out.R("\n<think>\n" + reasoning + "\n</think>\n\n" + answer + calls)
+            think = "\n<think>\n" + reasoning + "\n</think>\n\n" if reasoning else "\n" if enable_thinking is False else "<think>\n\n</think>\n\n\n"
+            out.P("<|assistant|>"); out.R(think + answer + calls)
         else: out.P({"user": "<|user|>\n", "tool": "<|observation|>\n", "system": "<|system|>\n"}[m["role"]] + _c(m))
     if gen: out.P("<|assistant|>")
     return out
@@ -614,7 +620,7 @@ def _hy3_parse(text):
 register_tool_format(ToolFormat("hy3", _hy3_tools, _hy3_calls, _hy3_parse))
 
 def _hy3(t, msgs, tools, gen, bos, eos, reasoning_effort="no_think", preserved_thinking=None, is_training=False, raw_last_assistant=False,
-         fallback_strategy=None, **kw):
+         fallback_strategy=None, enable_thinking=None, **kw):
     "Hy3's official text; like it, a conversation that ends on a reply has no eos unless `is_training=True`"
     h, out = HY, _Out()
     if reasoning_effort not in ("high", "low", "no_think"): raise ValueError(f"reasoning_effort error : {reasoning_effort}, should be no_think/low/high")
@@ -631,8 +637,13 @@ def _hy3(t, msgs, tools, gen, bos, eos, reasoning_effort="no_think", preserved_t
         if role == "user": out.P(h["user"] + _c(m)); is_tool = False
         elif role == "assistant":
             rc = m.get("reasoning_content") if isinstance(m.get("reasoning_content"), str) else m.get("reasoning") if isinstance(m.get("reasoning"), str) else None
-            shown = rc if rc is not None and (is_training or preserved_thinking or i > last_user) else ""
-            content = h["think"] + shown + h["unthink"] + _c(m)
+            text, inline = _c(m), False
+            if rc is None and isinstance(text, str):  # a thought written in the content (LLaMA-Factory's hy3 data writes <think>...</think>)
+                for a, b in ((h["think"], h["unthink"]), ("<think>", "</think>")):
+                    if text.lstrip().startswith(a) and b in text: rc, text = text.lstrip()[len(a):].split(b, 1); inline = True; break
+            keep = is_training or preserved_thinking or i > last_user or (inline and enable_thinking is True and not gen)  # training with thinking on keeps it
+            shown = rc if rc is not None and keep and enable_thinking is not False else ""
+            content = h["think"] + shown + h["unthink"] + text
             out.P(h["assistant"])
             if m.get("tool_calls"): first_result = True; out.R(content + _hy3_calls(m["tool_calls"]) + h["eos"])
             elif i == len(msgs) - 1 and raw_last_assistant: out.R(_c(m))
@@ -808,8 +819,9 @@ def _gemma4(t, msgs, tools, gen, bos, eos, enable_thinking=False, **kw):
         if m["role"] != "assistant": out.P("<|turn>" + m["role"] + "\n" + _c(m).strip() + "<turn|>\n"); continue
         nxt = msgs[i + 1]["role"] if i + 1 < len(msgs) else None
         if i == 0 or msgs[i - 1]["role"] != "assistant": out.P("<|turn>model\n")  # consecutive replies share one model turn
-        thought = m.get("reasoning") or m.get("reasoning_content")
-        out.R(("<|channel>thought\n" + thought + "\n<channel|>" if thought and i > last_user else "") + _strip_channels(_c(m))
+        thought, keep = m.get("reasoning") or m.get("reasoning_content"), enable_thinking is True and not gen  # training with thinking on keeps a thought written in the content, as LLaMA-Factory
+        if keep and not thought and "<|channel>thought\n" in _c(m): thought = _c(m).split("<|channel>thought\n", 1)[1].split("<channel|>", 1)[0].removesuffix("\n")
+        out.R(("<|channel>thought\n" + thought + "\n<channel|>" if thought and (i > last_user or keep and not (m.get("reasoning") or m.get("reasoning_content"))) else "") + _strip_channels(_c(m))
               + ("" if nxt == "assistant" else "<turn|>\n"))
     if gen: out.P("<|turn>model\n")
     return out

@@ -13,8 +13,8 @@ from .hparams import ConfigError
 from .tools import ToolFormat, get_tool_format, register_tool_format, call_parts, tojson
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'REACT_TOOLS_PROMPT', 'fill_slot', 'segments_to_turns', 'Template', 'register_template', 'template_names',
-           'get_template']
+__all__ = ['TEMPLATES', 'LF_REASONING', 'REACT_TOOLS_PROMPT', 'fill_slot', 'segments_to_turns', 'Template', 'register_template',
+           'template_names', 'get_template']
 
 # %% ../nbs/03_template.ipynb #47ebb659
 def fill_slot(slot:str, tokenizer=None, **values) -> str:
@@ -64,6 +64,7 @@ class Template:
     doc: str = ""  # one line on which models use it and how it differs from the official format
     enable_thinking: bool|None = None  # reasoning templates: False drops the replies' thoughts, the empty thought goes in the prompt; None: as each call says
     thought_words: tuple[str, str]|None = None  # (open, close) markers of a reasoning template's thoughts; None: `<think>`/`</think>` where both are special tokens
+    empty_thought: str|None = None  # LLaMA-Factory's reasoning templates: the empty thought it adds (its `thought_words[0] + thought_words[1]`); None: not one of them
 
     def __post_init__(self):
         if self.thought_words is None and "<think>" in self.special_tokens and "</think>" in self.special_tokens:
@@ -129,10 +130,15 @@ class Template:
         bos, eos = self._tokens(tokenizer)
         fn = self.segments or Template._slot_segments
         if self.enable_thinking is not None: kwargs.setdefault("enable_thinking", self.enable_thinking)
-        messages, words = self._with_system(messages, system), self.thought_words
-        if not (words and kwargs.get("enable_thinking") is False): return fn(self, messages, tools or None, add_generation_prompt, bos, eos, **kwargs)
-        messages = [_without_thought(m, words) for m in messages]  # LLaMA-Factory's enable_thinking: false
-        return _thought_to_prompt(fn(self, messages, tools or None, add_generation_prompt, bos, eos, **kwargs), words)
+        messages, words, think = self._with_system(messages, system), self.thought_words, kwargs.get("enable_thinking")
+        if not (words and think is not None): return fn(self, messages, tools or None, add_generation_prompt, bos, eos, **kwargs)
+        if think is False: messages = [_without_thought(m, words) for m in messages]  # LLaMA-Factory's enable_thinking: false
+        if think and self.enable_thinking and self.empty_thought and not add_generation_prompt:  # training data: every turn keeps its thought, as LLaMA-Factory
+            kwargs.setdefault("preserve_thinking", True); kwargs.setdefault("clear_thinking", False)
+        segs = fn(self, messages, tools or None, add_generation_prompt, bos, eos, **kwargs)
+        if think is False: segs = _thought_to_prompt(segs, words)
+        if not self.empty_thought or (think and self.enable_thinking is not True): return segs  # a call's enable_thinking=True is the official template's switch
+        return _lf_thought(segs, words, self.empty_thought, think, add_generation_prompt)
 
     def render_turns(self, messages:list[dict], system:str|None=None, tokenizer=None, tools:list|None=None,
                      add_generation_prompt:bool=False, **kwargs) -> list[tuple[str, str]]:
@@ -199,8 +205,42 @@ def _thought_to_prompt(segments:list[tuple[str, bool]], words:tuple[str, str]) -
         out.append((text, is_reply))
     return out
 
+def _lf_thought(segments:list[tuple[str, bool]], words:tuple[str, str], empty:str, think:bool, gen:bool) -> list[tuple[str, bool]]:
+    "LLaMA-Factory's `ReasoningTemplate` on `segments`: each reply without a thought opens with the `empty` one (trained on) when `think`, else the empty thought ends its prompt; with `gen` (inference) only the generation prompt gets it"
+    marks, out, i = [w.strip() for w in words] + [empty.strip()], [], 0
+    while i < len(segments) and not gen:  # at inference the replies are history: LLaMA-Factory's encode_oneturn leaves them as they are
+        text, is_reply = segments[i]
+        if not (is_reply and text):
+            out.append((text, is_reply)); i += 1; continue
+        j = i
+        while j < len(segments) and (segments[j][1] or not segments[j][0]): j += 1
+        reply = "".join(t for t, r in segments[i:j] if r)
+        prompt = "".join(t for t, _ in out)
+        if think and not any(w in reply for w in marks): out.append((empty, True))
+        elif not think and not prompt.rstrip().endswith(empty.strip()): out.append((empty, False))
+        out += segments[i:j]; i = j
+    out += segments[i:]
+    if gen and not think and not "".join(t for t, _ in out).rstrip().endswith(empty.strip()): out.append((empty, False))
+    return out
+
+
 # %% ../nbs/03_template.ipynb #270be08e
 TEMPLATES: dict[str, Template] = {}
+
+_THINK, _EMPTY = ("<think>", "</think>"), "<think>\n\n</think>\n\n"  # LLaMA-Factory's default thought words are "<think>\n", "\n</think>\n\n"
+LF_REASONING: dict[str, tuple[tuple[str, str], str]] = {  # LLaMA-Factory 0.9.5's reasoning templates: (thought markers here, the empty thought)
+    **{n: (_THINK, _EMPTY) for n in ["deepseekr1", "ernie_vl", "glm4_moe", "glm4v", "glm4_5v", "glmz1", "keye_vl", "mimo", "mimo_vl",
+                                     "minimax2", "qwen3", "qwen3_omni", "qwen3_vl", "qwen3_5", "qwen3_6", "youtu"]},
+    "mimo_v2": (_THINK, "<think></think>"),
+    "glm4_7": (_THINK, "</think>"), "aeva": (_THINK, "</think>"),  # its Glm47ReasoningTemplate: the empty thought is "</think>" alone
+    "hy3": (("<think:opensource>", "</think:opensource>"), "<think:opensource></think:opensource>"),  # LLaMA-Factory: "<think></think>", without ':opensource'
+    "seed_oss": (("<seed:think>", "</seed:think>"), "<seed:think></seed:think>"),
+    "kimi_vl": (("◁think▷", "◁/think▷"), "◁think▷◁/think▷"),
+    "gemma4": (("<|channel>thought\n", "<channel|>"), "<|channel>thought\n<channel|>"),
+    "gemma4n": (("<|channel>thought\n", "<channel|>"), "<|channel>thought\n<channel|>"),
+    # the reply here opens with "<|channel|>final<|message|>", the end of LLaMA-Factory's thought words: the empty thought is the rest
+    "gpt_oss": (("<|channel|>analysis<|message|>", "<|end|><|start|>assistant"), "<|channel|>analysis<|message|><|end|><|start|>assistant"),
+}
 
 def register_template(template:Template, *aliases:str) -> Template:
     "Add `template` to `TEMPLATES` under its name and any `aliases`"
@@ -219,6 +259,9 @@ register_template(Template(
 
 def _load_families():
     from llmfactory import families, families_al, families_mz  # noqa: F401  (register the model families)
+    for name, (words, empty) in LF_REASONING.items():  # LLaMA-Factory's reasoning templates (see "Thinking on or off")
+        t = TEMPLATES.get(name)
+        if t is not None and t.empty_thought is None: t.thought_words, t.empty_thought = tuple(words), empty
 
 def template_names() -> list[str]:
     "Names of every registered template"
