@@ -59,7 +59,7 @@ p.add_argument("--pairs", type=int, default=None, help="training pairs of rm/dpo
 p.add_argument("--pref-ftx", type=float, default=1.0, help="SFT term (pref_ftx) of dpo and simpo")
 p.add_argument("--rm-lr", type=float, default=1e-3, help="learning rate of the reward model")
 p.add_argument("--rm-epochs", type=int, default=None, help="epochs of the reward model (default: twice --pref-epochs)")
-p.add_argument("--sft-epochs", type=int, default=None, help="epochs of sft and of the sloppy policy (default 12, quick 8)")
+p.add_argument("--sft-epochs", type=int, default=None, help="epochs of sft and of the sloppy policy (default 12; quick: 10 for sft, 8 for the sloppy policy)")
 p.add_argument("--base-dir", default=None, help="reuse the starting policy (sft on sloppy data) saved here by an earlier run (written there when missing)")
 p.add_argument("--threads", type=int, default=None, help="torch threads")
 p.add_argument("--noise", default="plus1", choices=["pm1", "plus1"], help="the sloppy demonstrations: off by one either way (2 rows in 3), or one too high (1 row in 2)")
@@ -71,7 +71,8 @@ STAGES = (opt.stages or ("sft,rm,dpo,orpo,simpo,kto,ppo,grpo" if opt.quick else 
 if opt.threads: torch.set_num_threads(opt.threads)
 n_train, n_test = (2000, 100) if opt.quick else (2000, 200)
 EPOCHS = opt.pref_epochs or (2 if opt.quick else 4)  # of the preference stages
-SFT_EPOCHS = opt.sft_epochs or (8 if opt.quick else 12)  # of sft and the sloppy policy
+SFT_EPOCHS = opt.sft_epochs or (10 if opt.quick else 12)  # of the sft stage
+SLOPPY_EPOCHS = opt.sft_epochs or (8 if opt.quick else 12)  # of the sloppy policy the preference and RL stages start from
 N_PAIRS = opt.pairs or 2000  # training pairs of the preference stages
 # the preference stages may use more problems than sft (up to all 10,000 - n_test): the test problems stay disjoint
 problems, test = arithmetic_split(max(n_train, N_PAIRS), n_test, seed=0)
@@ -171,7 +172,7 @@ pairs_test = off_by_one_pairs(test, seed=2)
 base_dir = opt.base_dir
 if not (base_dir and (Path(base_dir) / "config.json").exists()) and any(s in STAGES for s in ("rm", "dpo", "orpo", "simpo", "kto", "ppo", "grpo")):
   t0 = time.time(); set_seed(0)
-  a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=SFT_EPOCHS)
+  a = targs("sft", finetuning_type="full", learning_rate=3e-3, num_train_epochs=SLOPPY_EPOCHS)
   base = load_model(tok, a.model, a.finetuning, is_trainable=True)
   StageTrainer(model=base, args=a.training, data_collator=DataCollatorForSeq2Seq(tok, label_pad_token_id=IGNORE_INDEX), train_dataset=sft_rows(sloppy_rows(train, seed=3))).train()
   line("sloppy", "held-out exact match", 0.0, exact_match(base, test), t0)
