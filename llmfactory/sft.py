@@ -194,21 +194,12 @@ def swanlab_callbacks(args:TrainArgs) -> list:
                             experiment_name=get("swanlab_run_name", t.run_name), log_dir=get("swanlab_logdir", str(Path(t.output_dir) / "swanlog")),
                             tags=["llmfactory"])]
 
-def configure_run(args:TrainArgs, has_eval:bool) -> list:
-    "Apply `disable_shuffling`, `early_stopping_steps` and `use_swanlab` to the training arguments (checking `compute_accuracy`); returns the callbacks they need"
+def configure_run(args:TrainArgs) -> list:
+    "Apply `disable_shuffling`, `early_stopping_steps` and `use_swanlab` to the training arguments; returns the callbacks they need (their combinations were checked with the config, by `get_train_args`)"
     t, f = args.training, args.finetuning
-    if f.compute_accuracy and f.stage != "sft": raise ConfigError(f"compute_accuracy reports the token accuracy of stage sft; remove it for stage {f.stage}")
-    if f.compute_accuracy and not has_eval: raise ConfigError("compute_accuracy needs evaluation data: set val_size or eval_dataset")
-    if f.disable_shuffling:
-        if t.train_sampling_strategy not in ("random", "sequential"):
-            raise ConfigError(f"disable_shuffling keeps the training data in order, which train_sampling_strategy: {t.train_sampling_strategy} "
-                              "(group_by_length) reorders; remove one of them")
-        t.train_sampling_strategy = "sequential"
+    if f.disable_shuffling: t.train_sampling_strategy = "sequential"
     callbacks = []
     if f.early_stopping_steps is not None:
-        if t.eval_strategy == "no" or not has_eval:
-            raise ConfigError("early_stopping_steps needs evaluation during training: set eval_strategy: steps (with eval_steps) "
-                              "and val_size or eval_dataset")
         if t.metric_for_best_model is None: t.metric_for_best_model, t.greater_is_better = "eval_loss", False
         from transformers import EarlyStoppingCallback
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=f.early_stopping_steps))
@@ -273,7 +264,7 @@ def setup_stage(args:TrainArgs, stage:str, callbacks:list|None=None, load=None) 
     tokenizer = load_tokenizer(m)
     template = get_template_for(d, tokenizer)
     datasets = prepare_data(args, template, tokenizer, stage)
-    run_callbacks = configure_run(args, "eval_dataset" in datasets)
+    run_callbacks = configure_run(args)
     model = (load or load_model)(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
     t.gradient_checkpointing, t.remove_unused_columns = False, False  # checkpointing is set up by the loader
     trainable, total = count_parameters(model)
