@@ -179,9 +179,7 @@ def swanlab_callbacks(args:TrainArgs) -> list:
         from swanlab.integration.transformers import SwanLabCallback
     except ImportError: raise ConfigError("use_swanlab needs the swanlab package: pip install swanlab (or llmfactory[tracking])") from None
     get = lambda key, default=None: getattr(f, key, None) or default  # the swanlab_* keys, as LLaMA-Factory names them
-    mode = {"cloud": "online"}.get(get("swanlab_mode", "offline"), get("swanlab_mode", "offline"))
-    if mode not in ("online", "offline", "local", "disabled"):
-        raise ConfigError(f"swanlab_mode={mode!r} is not valid; choose one of: cloud, local, offline, disabled")
+    mode = {"cloud": "online"}.get(get("swanlab_mode", "offline"), get("swanlab_mode", "offline"))  # the field's type allows only cloud, local, offline, disabled
     if mode == "online" and not (get("swanlab_api_key") or os.environ.get("SWANLAB_API_KEY")) and not (sys.stdin and sys.stdin.isatty()):
         raise ConfigError("swanlab_mode: cloud needs a SwanLab login and nobody is at the terminal to type one: set swanlab_api_key "
                           "(or SWANLAB_API_KEY), or swanlab_mode: local to log to files under output_dir/swanlog")
