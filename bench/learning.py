@@ -40,7 +40,8 @@ from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq
 
 from llmfactory.data import IGNORE_INDEX
 from llmfactory.demo import arithmetic_split
-from llmfactory.dpo import DPOTrainer, get_ref_model, pair_collator, pair_rows, preference_accuracy
+from llmfactory.stage import get_ref_model
+from llmfactory.dpo import DPOTrainer, pair_collator, pair_rows, preference_accuracy
 from llmfactory.grpo import GRPOTrainer, get_reward_funcs, number_match
 from llmfactory.hparams import get_train_args
 from llmfactory.kto import KTOTrainer, kto_collator, kto_rows

@@ -50,7 +50,7 @@ if side == "lf":
 else:
     from llmfactory.hparams import get_train_args
     from llmfactory.model import load_tokenizer
-    from llmfactory.sft import get_template_for
+    from llmfactory.template_auto import get_template_for
     from llmfactory.data import get_dataset
     a = get_train_args(cfg); tok = load_tokenizer(a.model); tpl = get_template_for(a.data, tok)
     run = lambda: get_dataset(a.data, tpl, tok, stage=cfg["stage"], seed=a.training.seed)["train_dataset"]

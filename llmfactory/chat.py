@@ -13,7 +13,7 @@ import torch
 
 from .hparams import ConfigError, DataArguments, FinetuningArguments, GeneratingArguments, ModelArguments, get_infer_args
 from .model import _hub_kwargs, get_compute_dtype, load_model, load_tokenizer
-from .sft import get_template_for
+from .template_auto import get_template_for
 from .tiny import resolve_model_path
 
 # %% auto #0

@@ -14,19 +14,11 @@ from .callbacks import LogCallback, StageTrainer
 from .data import IGNORE_INDEX, get_collator
 from .hparams import FinetuningArguments, TrainArgs
 from .model import load_model, load_tokenizer
-from .sft import head_at, setup_stage, train_and_evaluate
+from .stage import MetricsMixin, frozen_on, get_ref_model, head_at, reference, sequence_logps, setup_stage, train_and_evaluate
 
 # %% auto #0
-__all__ = ['NO_REFERENCE', 'sequence_logps', 'row_logps', 'frozen_on', 'get_ref_model', 'reference', 'preference_loss',
-           'MetricsMixin', 'DPOTrainer', 'preference_accuracy', 'run_dpo', 'pair_rows', 'pad', 'pair_collator']
-
-# %% ../nbs/07c_dpo.ipynb #d603ceb4
-def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "Sum of the log-probabilities of the label tokens of each row, and their count"
-    logits, labels = logits[:, :-1], labels[:, 1:]  # position t predicts token t+1
-    mask = labels != IGNORE_INDEX
-    logps = torch.gather(logits.float().log_softmax(-1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (logps * mask).sum(-1), mask.sum(-1)
+__all__ = ['NO_REFERENCE', 'row_logps', 'preference_loss', 'DPOTrainer', 'preference_accuracy', 'run_dpo', 'pair_rows', 'pad',
+           'pair_collator']
 
 # %% ../nbs/07c_dpo.ipynb #ad57234a
 def row_logps(model, inputs:dict, padding_free:bool=True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,31 +41,6 @@ def row_logps(model, inputs:dict, padding_free:bool=True) -> tuple[torch.Tensor,
     logits = model(input_ids=ids[keep][None], position_ids=pos[None], use_cache=False, logits_to_keep=at).logits[0]
     tok = -F.cross_entropy(logits.float(), lab[at], reduction="none")
     return tok.new_zeros(len(lens)).index_add(0, seg[at], tok), lens.new_zeros(len(lens)).index_add(0, seg, m.long())
-
-# %% ../nbs/07c_dpo.ipynb #6b9b3501
-def frozen_on(model, device):
-    "`model` in eval mode without gradients, moved to `device` unless a device map or quantization placed it; None stays None"
-    if model is None: return None
-    placed = getattr(model, "hf_device_map", None) or getattr(model, "hf_quantizer", None) is not None
-    if not placed and device is not None: model = model.to(device)
-    return model.eval().requires_grad_(False)
-
-def get_ref_model(args:TrainArgs, tokenizer, device=None):
-    "A frozen reference model on `device` (default: the training device), or None when the LoRA policy with its adapter disabled serves as the reference"
-    from dataclasses import replace
-    f = args.finetuning
-    if f.finetuning_type == "lora" and f.ref_model is None: return None
-    m = replace(args.model, model_name_or_path=f.ref_model or args.model.model_name_or_path,
-                adapter_name_or_path=f.ref_model_adapters, quantization_bit=f.ref_model_quantization_bit)
-    ref = load_model(tokenizer, m, FinetuningArguments(finetuning_type="lora" if m.adapter_name_or_path else "full"), is_trainable=False)
-    return frozen_on(ref, args.training.device if device is None else device)
-
-@contextmanager
-def reference(model, ref_model=None):
-    "Inside: the model to use as the reference (the policy with its adapter disabled when `ref_model` is None)"
-    if ref_model is not None: yield ref_model
-    else:
-        with model.disable_adapter(): yield model
 
 # %% ../nbs/07c_dpo.ipynb #4cd15c61
 NO_REFERENCE = ("orpo", "simpo")
@@ -99,20 +66,6 @@ def preference_loss(f:FinetuningArguments, chosen:torch.Tensor, rejected:torch.T
     return losses, beta * (chosen - ref_chosen).detach(), beta * (rejected - ref_rejected).detach()
 
 # %% ../nbs/07c_dpo.ipynb #a3087b8b
-class MetricsMixin:
-    "Trainer mixin: average the metrics stored by `store` since the last log into the log line"
-    def store(self, **metrics):
-        if not hasattr(self, "_stored"): self._stored = defaultdict(list)
-        prefix = "" if self.model.training else "eval_"
-        for k, v in metrics.items(): self._stored[prefix + k].append(float(v.detach() if torch.is_tensor(v) else v))
-
-    def log(self, logs:dict, *args, **kwargs):
-        stored, ev = getattr(self, "_stored", {}), any(k.startswith("eval_") for k in logs)
-        for k in [k for k in stored if k.startswith("eval_") == ev]:
-            vals = stored.pop(k)
-            if vals: logs[k] = round(sum(vals) / len(vals), 4)
-        return super().log(logs, *args, **kwargs)
-
 class DPOTrainer(MetricsMixin, StageTrainer):
     "Trainer of the pairwise preference losses (`pref_loss`)"
     def __init__(self, *args, finetuning_args:FinetuningArguments, ref_model=None, padding_free:bool=False, **kwargs):

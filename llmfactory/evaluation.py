@@ -14,7 +14,7 @@ from .hparams import config_arg_parser, config_from_args
 from .hparams import (ConfigError, DataArguments, EvaluationArguments, FinetuningArguments, ModelArguments,
                                 read_config, split_config)
 from .model import load_model, load_tokenizer
-from .sft import get_template_for
+from .template_auto import get_template_for
 from .template import Template, get_template
 
 # %% auto #0

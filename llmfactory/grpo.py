@@ -10,12 +10,10 @@ import torch
 
 from .callbacks import LogCallback, StageTrainer, setup_trackers
 from .data import get_collator
-from .dpo import MetricsMixin, frozen_on, get_ref_model, reference
 from .hparams import ConfigError, FinetuningArguments, TrainArgs
 from .model import count_parameters, load_model, load_tokenizer
 from .ppo import masked_mean, reply_logps, sample_replies
-from .sft import prepare_data
-from .sft import get_template_for, train_and_evaluate
+from .stage import MetricsMixin, frozen_on, get_ref_model, get_template_for, prepare_data, reference, train_and_evaluate
 
 # %% auto #0
 __all__ = ['REWARD_FUNCS', 'exact_match', 'number_match', 'digit_format', 'get_reward_funcs', 'GRPOTrainer', 'run_grpo']

@@ -9,10 +9,10 @@ import torch
 
 from .callbacks import StageTrainer
 from .data import IGNORE_INDEX, get_collator
-from .dpo import MetricsMixin, frozen_on, get_ref_model, pad, reference, sequence_logps
+from .dpo import pad
 from .hparams import FinetuningArguments, TrainArgs
 from .model import load_model, load_tokenizer
-from .sft import setup_stage, train_and_evaluate
+from .stage import MetricsMixin, frozen_on, get_ref_model, reference, sequence_logps, setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['kto_loss', 'KTOTrainer', 'run_kto', 'kto_rows', 'kto_collator']

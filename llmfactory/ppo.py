@@ -14,11 +14,10 @@ from transformers.modeling_outputs import ModelOutput
 
 from .callbacks import LogCallback, StageTrainer, plot_loss, setup_trackers
 from .data import get_collator
-from .dpo import MetricsMixin, frozen_on, reference
 from .hparams import FinetuningArguments, ModelArguments, TrainArgs
 from .model import count_parameters, load_model, load_tokenizer
 from .rm import load_reward_model
-from .sft import get_template_for, prepare_data, train_and_evaluate
+from .stage import MetricsMixin, frozen_on, get_ref_model, get_template_for, prepare_data, reference, train_and_evaluate
 
 # %% auto #0
 __all__ = ['VALUE_HEAD', 'OLD_VALUE_HEAD', 'PPO_STATE', 'PPO_PLOTS', 'sample_replies', 'reply_logps', 'masked_mean',
@@ -265,7 +264,6 @@ PPO_PLOTS = ("reward", "kl", "value_loss", "policy_loss")
 
 def run_ppo(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run PPO against `reward_model` as configured by `args`; returns the metrics"
-    from llmfactory.dpo import get_ref_model
     m, d, t, f = args.model, args.data, args.training, args.finetuning
     setup_trackers(t)
     tokenizer = load_tokenizer(m)

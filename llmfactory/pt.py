@@ -8,7 +8,8 @@ from __future__ import annotations
 from .data import get_collator
 from .hparams import TrainArgs
 from .model import load_model, load_tokenizer
-from .sft import CausalLMTrainer, setup_stage, train_and_evaluate
+from .sft import CausalLMTrainer
+from .stage import setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['run_pt']

@@ -13,10 +13,9 @@ import torch.nn.functional as F
 
 from .callbacks import StageTrainer
 from .data import get_collator
-from .dpo import MetricsMixin
 from .hparams import TrainArgs
 from .model import get_compute_dtype, init_adapter, load_tokenizer, resolve_lora_target
-from .sft import setup_stage, train_and_evaluate
+from .stage import MetricsMixin, setup_stage, train_and_evaluate
 from .tiny import resolve_model_path
 
 # %% auto #0

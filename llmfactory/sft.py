@@ -11,28 +11,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .callbacks import LogCallback, StageTrainer, plot_loss, read_log, setup_trackers
+from .callbacks import StageTrainer, read_log
 from .data import IGNORE_INDEX, get_collator, get_dataset
 from .hparams import ConfigError, DataArguments, GeneratingArguments, ModelArguments, TrainArgs, get_train_args
-from .model import count_parameters, load_model, load_tokenizer, method_callbacks, use_packed_sdpa
-from .optim import check_optimizer_args, create_optimizer
+from .model import count_parameters, load_model, load_tokenizer, use_packed_sdpa
 from .template import get_template
+from .stage import configure_run, get_template_for, head_at, predict_generating, prepare_data, setup_stage, train_and_evaluate
 
 # %% auto #0
-__all__ = ['PLAIN_HEAD_MODELS', 'resolve_checkpoint', 'use_padding_free', 'head_at', 'linear_cross_entropy', 'plain_head',
-           'CausalLMTrainer', 'token_accuracy', 'prepare_data', 'swanlab_callbacks', 'configure_run',
-           'effective_tokens_per_sec', 'predict_generating', 'get_template_for', 'train_and_evaluate', 'setup_stage',
+__all__ = ['PLAIN_HEAD_MODELS', 'use_padding_free', 'linear_cross_entropy', 'plain_head', 'CausalLMTrainer', 'token_accuracy',
            'run_sft']
-
-# %% ../nbs/07_sft.ipynb #efb31859
-def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
-    "The checkpoint folder to resume from, if any"
-    if resume in (None, False, "", "false"): return None
-    if resume in ("auto", True, "true"):
-        from transformers.trainer_utils import get_last_checkpoint
-        return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-    if not Path(resume).is_dir(): raise FileNotFoundError(f"resume_from_checkpoint: {resume!r} is not a folder")
-    return str(resume)
 
 # %% ../nbs/07_sft.ipynb #9b1c2d02
 def use_padding_free(data_args:DataArguments, model_args:ModelArguments) -> bool:
@@ -40,16 +28,6 @@ def use_padding_free(data_args:DataArguments, model_args:ModelArguments) -> bool
     import torch
     if data_args.padding_free is not None: return data_args.padding_free
     return not model_args.trust_remote_code and (not torch.cuda.is_available() or model_args.flash_attn in ("fa2", "fa3"))
-
-# %% ../nbs/07_sft.ipynb #f8123782
-@contextmanager
-def head_at(model, sel:torch.Tensor):
-    "Inside: the output layer of `model` sees only the hidden states where the (rows, length) mask `sel` is True, as one row"
-    head = getattr(model, "module", model).get_output_embeddings()
-    if head is None: raise ValueError("the model has no output embeddings to select positions for")
-    h = head.register_forward_pre_hook(lambda mod, args: (args[0][sel][None], *args[1:]))
-    try: yield
-    finally: h.remove()
 
 # %% ../nbs/07_sft.ipynb #2a34e73a
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -163,115 +141,7 @@ def token_accuracy(eval_pred) -> dict:
     mask = labels != IGNORE_INDEX  # the Trainer pads rows of different lengths with IGNORE_INDEX
     return {"accuracy": float((preds[mask] == labels[mask]).mean()) if mask.any() else 0.0}
 
-# %% ../nbs/07_sft.ipynb #1840c7ab
-def prepare_data(args:TrainArgs, template, tokenizer, stage:str) -> dict:
-    "The run's datasets, tokenized by the main process of each node first (of the whole run with `data_shared_file_system`), the others then reading its cache"
-    d, t = args.data, args.training
-    with t.main_process_first(local=not d.data_shared_file_system, desc="preparing the data"):
-        return get_dataset(d, template, tokenizer, stage=stage, seed=t.seed)
-
-def swanlab_callbacks(args:TrainArgs) -> list:
-    "SwanLab's Trainer callback when `use_swanlab` is set (`swanlab_mode: local` logs under `output_dir/swanlog` unless `swanlab_logdir` says otherwise)"
-    f, t = args.finetuning, args.training
-    if not f.use_swanlab: return []
-    try:
-        import swanlab
-        from swanlab.integration.transformers import SwanLabCallback
-    except ImportError: raise ConfigError("use_swanlab needs the swanlab package: pip install swanlab (or llmfactory[tracking])") from None
-    get = lambda key, default=None: getattr(f, key, None) or default  # the swanlab_* keys, as LLaMA-Factory names them
-    mode = {"cloud": "online"}.get(get("swanlab_mode", "offline"), get("swanlab_mode", "offline"))  # the field's type allows only cloud, local, offline, disabled
-    if mode == "online" and not (get("swanlab_api_key") or os.environ.get("SWANLAB_API_KEY")) and not (sys.stdin and sys.stdin.isatty()):
-        raise ConfigError("swanlab_mode: cloud needs a SwanLab login and nobody is at the terminal to type one: set swanlab_api_key "
-                          "(or SWANLAB_API_KEY), or swanlab_mode: local to log to files under output_dir/swanlog")
-    if get("swanlab_api_key"): swanlab.login(api_key=get("swanlab_api_key"))
-    if get("swanlab_lark_webhook_url"):
-        from swanlab.plugin.notification import LarkCallback
-        swanlab.register_callbacks([LarkCallback(webhook_url=get("swanlab_lark_webhook_url"), secret=get("swanlab_lark_secret"))])
-    if isinstance(t.report_to, list) and "swanlab" in t.report_to: t.report_to = [r for r in t.report_to if r != "swanlab"]  # one run, not two
-    return [SwanLabCallback(project=get("swanlab_project", "llmfactory"), workspace=get("swanlab_workspace"), mode=mode,
-                            experiment_name=get("swanlab_run_name", t.run_name), log_dir=get("swanlab_logdir", str(Path(t.output_dir) / "swanlog")),
-                            tags=["llmfactory"])]
-
-def configure_run(args:TrainArgs) -> list:
-    "Apply `disable_shuffling`, `early_stopping_steps` and `use_swanlab` to the training arguments; returns the callbacks they need (their combinations were checked with the config, by `get_train_args`)"
-    t, f = args.training, args.finetuning
-    if f.disable_shuffling: t.train_sampling_strategy = "sequential"
-    callbacks = []
-    if f.early_stopping_steps is not None:
-        if t.metric_for_best_model is None: t.metric_for_best_model, t.greater_is_better = "eval_loss", False
-        from transformers import EarlyStoppingCallback
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=f.early_stopping_steps))
-    return callbacks + swanlab_callbacks(args)
-
-def effective_tokens_per_sec(dataset, epochs:float, runtime:float, world_size:int=1) -> float|None:
-    "Real (non-padding) tokens trained per second and device: every `*input_ids` token of `dataset` times `epochs`, over `runtime`"
-    if dataset is None or not hasattr(dataset, "__len__") or not runtime:
-        warnings.warn("include_effective_tokens_per_second needs a dataset of known length (not streaming); not reported")
-        return None
-    cols = [c for c in dataset.column_names if c.endswith("input_ids")]
-    tokens = sum(len(ids) for c in cols for ids in dataset[c])
-    return round(tokens * epochs / runtime / max(world_size, 1), 3)
-
-def predict_generating(args:TrainArgs) -> GeneratingArguments:
-    "The decoding settings of `do_predict`: the generation settings, with `eval_num_beams` beams when set"
-    g, beams = args.generating, args.data.eval_num_beams
-    return dataclasses.replace(g, num_beams=beams) if beams else g
-
 # %% ../nbs/07_sft.ipynb #4c9b1e40
-def get_template_for(data_args, tokenizer):
-    "The template named by `data_args.template` (unset: built from the tokenizer's own chat template, else `default`), having fixed the tokenizer"
-    from llmfactory.template_auto import check_template
-    if data_args.template: template = get_template(data_args.template, tokenizer); check_template(template, tokenizer)  # an unknown name: the tokenizer's own, with a notice
-    elif getattr(tokenizer, "chat_template", None): template = get_template(None, tokenizer)
-    else:
-        print("warning: no template given and the tokenizer has no chat_template: using the `default` template")
-        template = get_template("default")
-    template = dataclasses.replace(template, enable_thinking=getattr(data_args, "enable_thinking", None))  # a copy: the registry's stays as is
-    template.fix_tokenizer(tokenizer)
-    return template
-
-def train_and_evaluate(trainer, args:TrainArgs, has_eval:bool=False) -> dict:
-    "The part every stage shares: train (resuming if asked), save the model, state, metrics and loss curves, then evaluate"
-    t, f = args.training, args.finetuning
-    metrics = {}
-    if t.do_train:
-        result = trainer.train(resume_from_checkpoint=resolve_checkpoint(t.resume_from_checkpoint, t.output_dir))
-        trainer.save_model()
-        trainer.save_state()
-        metrics.update(result.metrics)
-        if f.include_effective_tokens_per_second:
-            eff = effective_tokens_per_sec(trainer.train_dataset, result.metrics.get("epoch", t.num_train_epochs), result.metrics["train_runtime"],
-                                           trainer.args.world_size)
-            if eff is not None: result.metrics["effective_tokens_per_sec"] = metrics["effective_tokens_per_sec"] = eff
-        trainer.log_metrics("train", result.metrics); trainer.save_metrics("train", result.metrics)
-        losses = [r["loss"] for r in read_log(t.output_dir) if "loss" in r]
-        if losses: metrics.update(first_loss=losses[0], last_loss=losses[-1])
-        if f.plot_loss and trainer.is_world_process_zero(): plot_loss(t.output_dir)
-    if t.do_eval and has_eval:
-        ev = trainer.evaluate()
-        trainer.log_metrics("eval", ev); trainer.save_metrics("eval", ev)
-        metrics.update(ev)
-    return metrics
-
-def setup_stage(args:TrainArgs, stage:str, callbacks:list|None=None, load=None) -> tuple:
-    "The set-up every training stage shares; returns the tokenizer, the template, the model and the Trainer's common keyword arguments"
-    m, d, t, f = args.model, args.data, args.training, args.finetuning
-    check_optimizer_args(f)
-    m.model_max_length = m.model_max_length or d.cutoff_len  # RoPE scaling reads it
-    setup_trackers(t)
-    tokenizer = load_tokenizer(m)
-    template = get_template_for(d, tokenizer)
-    datasets = prepare_data(args, template, tokenizer, stage)
-    run_callbacks = configure_run(args)
-    model = (load or load_model)(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
-    t.gradient_checkpointing, t.remove_unused_columns = False, False  # checkpointing is set up by the loader
-    trainable, total = count_parameters(model)
-    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-    optimizer = create_optimizer(model, t, f) if t.do_train else None  # LoRA+, GaLore, APOLLO, BAdam, Muon, Adam-mini; None: AdamW
-    common = dict(args=t, optimizers=(optimizer, None), processing_class=tokenizer,
-                  callbacks=[LogCallback(), *method_callbacks(f), *run_callbacks, *(callbacks or [])], **datasets)
-    return tokenizer, template, model, common
-
 def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run supervised fine-tuning as configured by `args`; returns the metrics"
     m, d, t, f = args.model, args.data, args.training, args.finetuning

@@ -5,6 +5,7 @@
 # %% ../nbs/03c_template_auto.ipynb #6ff319ea
 from __future__ import annotations
 import argparse, difflib, json, re, sys, warnings
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from .families_mz import MODEL_ROWS as _ROWS_MZ
 
 # %% auto #0
 __all__ = ['MODEL_TEMPLATES', 'template_for_model', 'default_lora_target', 'template_from_tokenizer', 'check_template',
-           'guess_template', 'template_main']
+           'guess_template', 'template_main', 'get_template_for']
 
 # %% ../nbs/03c_template_auto.ipynb #5cb0ef84
 MODEL_TEMPLATES: list[tuple[str, str, str]] = _ROWS_AL + _ROWS_MZ + [
@@ -176,3 +177,16 @@ def template_main(argv:list[str]|None=None) -> int:
         print("llmfactory template: error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, as every command writes its errors
         return 2
     return 0
+
+# %% ../nbs/03c_template_auto.ipynb #04675b08
+def get_template_for(data_args, tokenizer):
+    "The template named by `data_args.template` (unset: built from the tokenizer's own chat template, else `default`), having fixed the tokenizer"
+    if data_args.template: template = get_template(data_args.template, tokenizer); check_template(template, tokenizer)  # an unknown name: the tokenizer's own, with a notice
+    elif getattr(tokenizer, "chat_template", None): template = get_template(None, tokenizer)
+    else:
+        print("warning: no template given and the tokenizer has no chat_template: using the `default` template")
+        template = get_template("default")
+    template = replace(template, enable_thinking=getattr(data_args, "enable_thinking", None))  # a copy: the registry's stays as is
+    template.fix_tokenizer(tokenizer)
+    return template
+

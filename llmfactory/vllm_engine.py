@@ -10,7 +10,7 @@ from typing import AsyncIterator
 from .chat import BaseEngine, Response, context_length, cut_at_stop, encode_prompt, generation_settings
 from .hparams import ConfigError, DataArguments, FinetuningArguments, GeneratingArguments, ModelArguments
 from .model import load_tokenizer
-from .sft import get_template_for
+from .template_auto import get_template_for
 from .tiny import resolve_model_path
 
 # %% auto #0
