@@ -16,11 +16,11 @@ from .data import IGNORE_INDEX, get_collator, get_dataset
 from .hparams import ConfigError, DataArguments, GeneratingArguments, ModelArguments, TrainArgs, get_train_args
 from .model import count_parameters, load_model, load_tokenizer, use_packed_sdpa
 from .template import get_template
+from .lm_loss import linear_cross_entropy, plain_head
 from .stage import configure_run, get_template_for, head_at, predict_generating, prepare_data, setup_stage, train_and_evaluate
 
 # %% auto #0
-__all__ = ['PLAIN_HEAD_MODELS', 'use_padding_free', 'linear_cross_entropy', 'plain_head', 'CausalLMTrainer', 'token_accuracy',
-           'run_sft']
+__all__ = ['use_padding_free', 'CausalLMTrainer', 'token_accuracy', 'run_sft']
 
 # %% ../nbs/07_sft.ipynb #9b1c2d02
 def use_padding_free(data_args:DataArguments, model_args:ModelArguments) -> bool:
@@ -28,58 +28,6 @@ def use_padding_free(data_args:DataArguments, model_args:ModelArguments) -> bool
     import torch
     if data_args.padding_free is not None: return data_args.padding_free
     return not model_args.trust_remote_code and (not torch.cuda.is_available() or model_args.flash_attn in ("fa2", "fa3"))
-
-# %% ../nbs/07_sft.ipynb #2a34e73a
-class _LinearCrossEntropy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, chunk:int):
-        need_h, need_w, need_b = ctx.needs_input_grad[:3]
-        acc = torch.promote_types(hidden.dtype, torch.float32)  # at least fp32
-        w = weight.to(hidden.dtype)
-        grad_h = torch.empty_like(hidden) if need_h else None
-        grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
-        grad_b = torch.zeros(bias.shape, dtype=acc, device=bias.device) if need_b else None
-        total = torch.zeros((), dtype=acc, device=hidden.device)
-        for s in range(0, len(hidden), chunk):
-            h, t = hidden[s:s + chunk], targets[s:s + chunk]
-            logits = (h @ w.T).to(acc)
-            if bias is not None: logits += bias.to(acc)
-            lse = logits.logsumexp(-1)
-            total += (lse - logits.gather(1, t[:, None])[:, 0]).sum()
-            if not (need_h or need_w or need_b): continue
-            g = logits.sub_(lse[:, None]).exp_()  # softmax
-            g[torch.arange(len(t), device=g.device), t] -= 1  # minus the one-hot target
-            if need_b: grad_b += g.sum(0)
-            g = g.to(h.dtype)
-            if need_h: grad_h[s:s + chunk] = g @ w
-            if need_w: grad_w += (g.T @ h).to(acc)
-        ctx.save_for_backward(grad_h, grad_w, grad_b)
-        ctx.dtypes = hidden.dtype, weight.dtype, None if bias is None else bias.dtype
-        return total
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        grads = (None if g is None else (g * grad_out).to(dtype) for g, dtype in zip(ctx.saved_tensors, ctx.dtypes))
-        return (*grads, None, None)
-
-def linear_cross_entropy(hidden:torch.Tensor, weight:torch.Tensor, bias:torch.Tensor|None, targets:torch.Tensor, chunk_elements:int|None=None) -> torch.Tensor:
-    "Summed cross-entropy of the (tokens, hidden) `hidden` through the output layer `weight`/`bias` against `targets`, without keeping the logits"
-    chunk_elements = chunk_elements or (2**21 if hidden.device.type == "cpu" else 2**27)  # 8 MB / 512 MB of fp32 logits
-    chunk = max(128, chunk_elements // weight.shape[0])
-    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk)
-
-# %% ../nbs/07_sft.ipynb #2c721ee9
-PLAIN_HEAD_MODELS = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi", "phi3", "gemma", "olmo", "olmo2",
-                     "starcoder2", "stablelm", "glm", "glm4", "gpt_neox", "deepseek_v3", "falcon"}
-
-def plain_head(model) -> torch.nn.Linear|None:
-    "The output layer of `model` if its logits are that layer's output unchanged (see `PLAIN_HEAD_MODELS`), else None"
-    model = getattr(model, "module", model)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    head = base.get_output_embeddings()
-    if (type(head) is not torch.nn.Linear or head.weight.numel() == 0 or not type(base).__module__.startswith("transformers.models.")
-            or getattr(base.config, "model_type", None) not in PLAIN_HEAD_MODELS): return None
-    return head
 
 # %% ../nbs/07_sft.ipynb #2f31309a
 class CausalLMTrainer(StageTrainer):
