@@ -10,6 +10,11 @@ driven with Debian's Chromium through Playwright. In each, from the widgets only
 Screenshots of each step go into ARTIFACT_DIR.
 
     python .ci/browser_test.py [ARTIFACT_DIR] [--only lab|webui]   # default: test_artifacts/, both
+    python .ci/browser_test.py [ARTIFACT_DIR] --only docs [--site _site_local]
+
+`--only docs` opens the pages that `.ci/render_docs.py` wrote (the notebooks as the tests ran them) and checks that
+each of DOC_PAGES shows its results: images drawn (nonzero natural size) and output areas with text; a full-page
+screenshot of each goes into ARTIFACT_DIR.
 
 Exits 0 with a note when Chromium or the playwright package is missing (install: apt-get install chromium;
 pip install playwright — no browser download is needed, the Debian binary is used)."""
@@ -223,10 +228,38 @@ def run(kind: str, chromium: str, out: Path) -> str:
         shutil.rmtree(work, ignore_errors=True)
 
 
+DOC_PAGES = {"07c_dpo.html": 1, "07e_ppo.html": 1, "tutorials/quick_start.html": 1, "15_board.html": 1}  # page -> images it must show
+
+
+def check_docs(chromium: str, site: Path, out: Path) -> str:
+    "Open each of DOC_PAGES from `site` and check its images and text outputs; a full-page screenshot of each"
+    from playwright.sync_api import sync_playwright
+    missing = [p for p in DOC_PAGES if not (site / p).exists()]
+    if missing: raise RuntimeError(f"pages not rendered in {site}: {', '.join(missing)} (run pytest with LLMFACTORY_EXECUTED_DIR, then .ci/render_docs.py)")
+    lines, bad = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1600})
+        for name, min_imgs in DOC_PAGES.items():
+            page.goto((site / name).as_uri()); page.wait_for_load_state("load")
+            imgs, broken = page.evaluate("() => { const a = [...document.querySelectorAll('.jp-OutputArea-output img')];"
+                                         " const ok = a.filter(i => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0).length; return [ok, a.length - ok]; }")
+            texts = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output')].filter(o => o.innerText.trim().length > 0).length")
+            errors = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output')].filter(o => o.innerText.includes('Traceback (most recent call last)')).length")
+            shot = out / f"docs-{name.replace('/', '-').removesuffix('.html')}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            lines.append(f"{name}: {imgs} images drawn (at least {min_imgs} expected), {broken} broken, {texts} text outputs, {errors} errors -> {shot.name}")
+            if imgs < min_imgs or broken or texts == 0 or errors: bad.append(name)
+        browser.close()
+    print("\n".join(lines))
+    if bad: raise RuntimeError(f"pages without their results (images, text) or with errors: {', '.join(bad)}")
+    return f"docs: {len(DOC_PAGES)} pages show their plots and outputs"
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
-    args = [a for a in args if a != only]
+    args = [a for a in args if a != only and ("--site" not in sys.argv or a != sys.argv[sys.argv.index("--site") + 1])]
     out = Path(args[0] if args else ROOT / "test_artifacts").resolve()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     try: import playwright.sync_api  # noqa: F401
@@ -234,6 +267,9 @@ def main():
     if not chromium:
         print("skipped: the browser test needs Debian's chromium and the playwright package"); return 0
     out.mkdir(parents=True, exist_ok=True)
+    if only == "docs":
+        site = Path(sys.argv[sys.argv.index("--site") + 1] if "--site" in sys.argv else ROOT / "_site_local").resolve()
+        print(check_docs(chromium, site, out)); return 0
     for kind in ([only] if only else ["webui", "lab"]):
         print(run(kind, chromium, out), flush=True)
     print(f"browser test passed; screenshots in {out}")

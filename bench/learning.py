@@ -16,11 +16,17 @@ run's targets, or lower ones with --quick, the shortened version CI runs to catc
   accuracy (target >= 0.9).
 - dpo, orpo, simpo, kto (full tuning, pref_beta 0.1; simpo 0.25): held-out preference accuracy, the share of pairs
   whose chosen reply gets the higher log-probability (target >= 0.9); then the held-out exact match of the policy.
-- ppo (reward: the rm above) and grpo (reward: number_match, 1 / (1 + |answer - sum|)): the mean number_match reward
-  of answers sampled at temperature 1 on held-out prompts, before and after; ppo also prints the reward model's
-  score of its training samples, first and last logged. Targets: grpo's held-out reward and ppo's reward-model score
-  rise. PPO does raise the score of its reward model, but that model has only seen the slip "one too high", and the
-  policy drifts to answers that are too low: its held-out number_match falls (reward hacking, shown as measured).
+- ppo and grpo (reward: number_match, 1 / (1 + |answer - sum|); ppo gets it from a reward server, reward_model_type
+  api): the mean number_match reward of answers sampled at temperature 1 on held-out prompts, before and after; ppo
+  also prints the mean reward of its training samples, first and last logged. Targets: the held-out reward of both
+  rises, and ppo's training reward. Why not a learned reward model for ppo: PPO raises the score of every one tried
+  while the true held-out reward falls (reward hacking), though PPO against the served rule raises it (0.584 -> 0.650,
+  --base-dir of an 8-epoch sloppy policy, 30 steps, lr 2e-3, ppo_epochs 4, ppo_score_norm). Measured on that policy:
+  the rm above (only the slip "one too high" seen; right on 0.36 of held-out (sum, sum - 1) pairs): 0.69 -> 0.46
+  (0.69 -> 0.668 with ppo_score_norm, ppo_init_kl_coef 1, ppo_target 1); an rm shown wrong sums off by 1-3 either way
+  (held-out pair accuracy 0.55 for sum + 1, 0.68 for sum - 1): 0.584 -> 0.535 (lr 1e-3, ppo_epochs 2: 0.543; KL coef
+  1, target 1: 0.544), answers 3 or more too high doubling; an rm shown wrong sums off by 1-10 either way (0.73, 0.80):
+  0.584 -> 0.458, answers 3 or more too low tripling.
 
 pt before sft: in this task, pretraining on the problems written as text does not help sft (12 sft epochs after pt:
 0.91; from the untrained model: 1.00), so --quick leaves pt out.
@@ -33,28 +39,29 @@ without the SFT term (`--pref-ftx 0`) dpo and simpo reach 0.985 preference accur
 replies falls and their greedy answers collapse (exact match 0.475 -> 0.01), hence pref_ftx 1.0 for them.
 """
 import argparse, random, tempfile, time, warnings
+from dataclasses import replace
 from pathlib import Path
 warnings.filterwarnings("ignore")
 import torch
 from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq, set_seed
 
-from llmfactory.data import IGNORE_INDEX
-from llmfactory.demo import arithmetic_split
+from llmfactory.data import IGNORE_INDEX, get_collator, get_dataset
+from llmfactory.demo import arithmetic_split, preference_rows, unpaired_rows, write_dataset
 from llmfactory.stage import get_ref_model
-from llmfactory.dpo import DPOTrainer, pair_collator, pair_rows, preference_accuracy
-from llmfactory.grpo import GRPOTrainer, get_reward_funcs, number_match
+from llmfactory.dpo import DPOTrainer, preference_accuracy
+from llmfactory.grpo import GRPOTrainer, get_reward_funcs, grpo_config, number_match
 from llmfactory.hparams import get_train_args
-from llmfactory.kto import KTOTrainer, kto_collator, kto_rows
+from llmfactory.kto import KTOTrainer
 from llmfactory.model import load_model, load_tokenizer
-from llmfactory.ppo import PPOTrainer, prompt_collator, prompt_rows
+from llmfactory.ppo import PPOTrainer, load_ppo_reward_model
 from llmfactory.rm import RewardTrainer, load_reward_model, pairwise_accuracy
 from llmfactory.callbacks import StageTrainer
-from llmfactory.template import get_template
+from llmfactory.template_auto import get_template
 
 p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true", help="the shortened version (CI)")
 p.add_argument("--check", action="store_true", help="exit with status 1 when a stage misses its target")
 p.add_argument("--model", default="tiny-qwen2")  # its tokenizer splits numbers into digits, which makes addition learnable
-p.add_argument("--stages", default=None, help="comma-separated (default: all; --quick leaves out pt); ppo needs rm")
+p.add_argument("--stages", default=None, help="comma-separated (default: all; --quick leaves out pt)")
 p.add_argument("--pref-epochs", type=int, default=None, help="epochs of rm/dpo/orpo/simpo/kto")
 p.add_argument("--pairs", type=int, default=None, help="training pairs of rm/dpo/orpo/simpo/kto")
 p.add_argument("--pref-ftx", type=float, default=1.0, help="SFT term (pref_ftx) of dpo and simpo")
@@ -123,7 +130,7 @@ def sampled_reward(model, rows, n=2):
         out = model.generate(**enc, max_new_tokens=6, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, num_return_sequences=n,
                              pad_token_id=tok.pad_token_id, eos_token_id=stop)
         texts = [tok.decode(o[enc["input_ids"].shape[1]:], skip_special_tokens=True) for o in out]
-        rewards += number_match(None, texts, [r["output"] for r in batch for _ in range(n)])
+        rewards += number_match(texts, [r["output"] for r in batch for _ in range(n)])
     tok.padding_side = "right"
     return sum(rewards) / len(rewards)
 
@@ -159,12 +166,20 @@ def slip(s, rng, slips):
 def sloppy_rows(rows, seed): rng = random.Random(seed); return [r | {"output": str(slip(int(r["output"]), rng, SLIPS))} for r in rows]
 
 def off_by_one_pairs(rows, seed):
-    "the annotator's slips as rejected replies"
-    rng = random.Random(seed)
-    return pair_rows(tok, template, rows=rows, wrong=lambda s: slip(s, rng, [d for d in SLIPS if d]))
+    "the annotator's slips as rejected replies (alpaca ranking rows)"
+    return preference_rows(rows, seed=seed, offsets=[d for d in SLIPS if d])
 
-pairs_train = [p for k in range(opt.wrong) for p in off_by_one_pairs(problems[:N_PAIRS], seed=1 + 10 * k)]
-pairs_test = off_by_one_pairs(test, seed=2)
+# the pairs go through the real data pipeline: written as a dataset folder, read by get_dataset with the run's template
+DATA = tempfile.mkdtemp()
+pair_rows_train = [p for k in range(opt.wrong) for p in off_by_one_pairs(problems[:N_PAIRS], seed=1 + 10 * k)]
+write_dataset(DATA, "pairs_train", pair_rows_train, ranking=True)
+write_dataset(DATA, "pairs_test", off_by_one_pairs(test, seed=2), ranking=True)
+write_dataset(DATA, "kto_train", unpaired_rows(pair_rows_train), formatting="openai", columns={"messages": "messages", "kto_tag": "label"})
+def pipeline(name, stage):
+    a = get_train_args(dict(model_name_or_path=opt.model, stage=stage, dataset=name, dataset_dir=DATA, template="default", output_dir=DATA))
+    return get_dataset(a.data, template, tok, stage=stage, seed=0)["train_dataset"]
+pairs_train, pairs_test, kto_train = pipeline("pairs_train", "dpo"), pipeline("pairs_test", "dpo"), pipeline("kto_train", "kto")
+pair_collator, kto_collator = get_collator(tok, stage="dpo"), get_collator(tok, stage="kto")
 # the reward model learns from the same pairs (a variant that also showed it the sum one too low, to keep PPO from
 # rewarding low answers, reached only 0.6-0.86 held-out pair accuracy)
 
@@ -180,7 +195,7 @@ if not (base_dir and (Path(base_dir) / "config.json").exists()) and any(s in STA
   print(f"sloppy held-out pref accuracy  {preference_accuracy(base, pairs_test, pair_collator):.3f}", flush=True)
   base_dir = base_dir or tempfile.mkdtemp(); base.save_pretrained(base_dir); tok.save_pretrained(base_dir)
 
-if "rm" in STAGES or "ppo" in STAGES:
+if "rm" in STAGES:
   t0 = time.time(); set_seed(0)
   # the reward model starts from the sft model when there is one (as in InstructGPT), with a new, untrained score head
   a = targs("rm", finetuning_type="full", learning_rate=opt.rm_lr, num_train_epochs=opt.rm_epochs or 2 * EPOCHS,
@@ -199,33 +214,59 @@ for name, kw in (("dpo", {"pref_beta": B}), ("orpo", {"pref_loss": "orpo", "pref
     pol = load_model(tok, a.model, a.finetuning, is_trainable=True)
     acc0 = preference_accuracy(pol, pairs_test, pair_collator)
     em0 = exact_match(pol, test)
-    if name == "kto": KTOTrainer(model=pol, args=a.training, finetuning_args=a.finetuning, ref_model=get_ref_model(a, tok), data_collator=kto_collator, train_dataset=kto_rows(pairs_train)).train()
+    if name == "kto": KTOTrainer(model=pol, args=a.training, finetuning_args=a.finetuning, ref_model=get_ref_model(a, tok), data_collator=kto_collator, train_dataset=kto_train).train()
     else: DPOTrainer(model=pol, args=a.training, finetuning_args=a.finetuning, ref_model=get_ref_model(a, tok), data_collator=pair_collator, train_dataset=pairs_train).train()
     line(name, "held-out pref accuracy", acc0, preference_accuracy(pol, pairs_test, pair_collator), t0)
     line(name, "held-out exact match", em0, exact_match(pol, test), t0)
 
-prompts = prompt_rows(tok, template, train)
-collate = lambda rows: prompt_collator(rows, tok.pad_token_id)
+# ppo's prompts go through the data pipeline (the unsupervised format, left-padded by the ppo collator). Its reward is
+# number_match served over HTTP (reward_model_type: api, as a reward server would be): against learned reward models PPO
+# raises their score while the held-out number_match falls (reward hacking; measured figures in the docstring above).
+write_dataset(DATA, "sums", train)
+prompts = get_dataset(targs("ppo", dataset="sums", dataset_dir=DATA, template="default").data, template, tok, stage="ppo", seed=0)["train_dataset"]
+collate = get_collator(tok, stage="ppo")
+if "ppo" in STAGES:
+  import http.server, json, re, threading
+  class NumberMatch(http.server.BaseHTTPRequestHandler):
+      "Scores 'What is a + b?' + reply by number_match against a + b"
+      def do_POST(self):
+          texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["messages"]
+          sums = [str(sum(map(int, re.search(r"What is (\d+) \+ (\d+)\?", t).groups()))) for t in texts]
+          body = json.dumps({"scores": number_match([t.split("?", 1)[1] for t in texts], sums)}).encode()
+          self.send_response(200); self.send_header("Content-Type", "application/json"); self.end_headers(); self.wfile.write(body)
+      def log_message(self, *a): pass
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NumberMatch)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  reward_url = f"http://127.0.0.1:{server.server_address[1]}/score"
 for name in ("ppo", "grpo"):
     if name not in STAGES: continue
     t0 = time.time(); set_seed(0)
-    a = targs(name, model_name_or_path=base_dir, learning_rate=1e-3, per_device_train_batch_size=16, max_steps=30 if opt.quick else 60, warmup_ratio=0.0, logging_steps=5, max_new_tokens=6, temperature=1.0, ppo_epochs=2)
+    # grpo: TRL's per_device_train_batch_size counts replies, 64 = 16 prompts x grpo_num_generations 4 (ppo: 16 prompts)
+    # ppo: LLaMA-Factory's ppo_epochs (4), scores normalised by their running moments (ppo_score_norm)
+    a = targs(name, model_name_or_path=base_dir, learning_rate=2e-3 if name == "ppo" else 1e-3, per_device_train_batch_size=64 if name == "grpo" else 16,
+              max_steps=30 if opt.quick else 60, warmup_ratio=0.0, logging_steps=5, max_new_tokens=6, temperature=1.0, ppo_epochs=4, ppo_score_norm=True)
     pol = load_model(tok, a.model, a.finetuning, is_trainable=True)
     torch.manual_seed(1); r0 = sampled_reward(pol, test)
     common = dict(model=pol, args=a.training, finetuning_args=a.finetuning, generating_args=a.generating, stop_ids=stop, processing_class=tok,
                   train_dataset=prompts, data_collator=collate)
-    tr = PPOTrainer(reward_model=rm.eval(), **common) if name == "ppo" else GRPOTrainer(reward_funcs=get_reward_funcs("number_match"), **common)
+    if name == "ppo": tr = PPOTrainer(reward_model=load_ppo_reward_model(tok, a.model, replace(a.finetuning, reward_model=reward_url, reward_model_type="api")), **common)
+    else:  # TRL's trainer: a dataset of text prompts (rendered by the template) and the reference answers the reward reads
+        from datasets import Dataset
+        rows = Dataset.from_list([{"prompt": template.render([{"role": "user", "content": r["instruction"]}], add_generation_prompt=True, tokenizer=tok),
+                                   "reference": r["output"]} for r in train])
+        tr = GRPOTrainer(model=pol, args=grpo_config(a), reward_funcs=get_reward_funcs("number_match"), ref_model=get_ref_model(a, tok), stop_ids=stop,
+                         processing_class=tok, train_dataset=rows)
     tr.train()
     torch.manual_seed(1); line(name, "held-out sampled reward", r0, sampled_reward(pol, test), t0)
     if name == "ppo":
         r = [l["reward"] for l in tr.state.log_history if "reward" in l]
-        line(name, "rm score of its samples", r[0], r[-1], t0)
+        line(name, "reward of its samples", r[0], r[-1], t0)
 
 # targets: the issue's figures for the full run; for --quick, lower ones that a regression would still miss
 TARGET = 0.75 if opt.quick else 0.9
 missed = []
 for (stage, what), (before, after) in results.items():
-    if (stage, what) in (("grpo", "held-out sampled reward"), ("ppo", "rm score of its samples")): ok = after > before
+    if (stage, what) in (("grpo", "held-out sampled reward"), ("ppo", "held-out sampled reward"), ("ppo", "reward of its samples")): ok = after > before
     elif what in ("held-out pair accuracy", "held-out pref accuracy") or (stage == "sft" and what == "held-out exact match"): ok = after >= TARGET
     else: continue
     if not ok: missed.append(f"{stage} {what} {before:.3f} -> {after:.3f}")

@@ -191,6 +191,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=2, help="A/B pairs per run (the order alternates)")
     p.add_argument("--prep-repeat", type=int, default=3)
     p.add_argument("--prep-only", action="store_true", help="only the preprocessing rows/s, --repeat fresh processes per side, alternating")
+    p.add_argument("--json", default=None, help="also write each run's figures (both sides) to this file, for the benchmarks page")
     a = p.parse_args(argv)
     if not KIT.exists(): print(f"skip: no LLaMA-Factory peer kit at {KIT}"); return 0
     why = ensure_peer()
@@ -201,7 +202,7 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} cpus load={os.getloadavg()} fp32 matmul GFLOP/s: 2048^3={peak['square2048']:.1f} "
           f"tiny-mlp(2048x256x688)={peak['tiny_mlp']:.1f}", flush=True)
     nparams = None
-    summary = []
+    summary, records = [], []
     for name in a.runs.split(","):
         stage, ft = RUNS[name]
         lf_cfg, our_cfg = configs(name, a.quick)
@@ -246,12 +247,19 @@ def main(argv=None) -> int:
         rps = {s: (prep[s]["rows"] / prep[s]["seconds"] if prep.get(s) else None) for s in recs}
         r_prep = line(name, "preprocess rows/s", rps["lf"], rps["llmf"], f="{:.0f}")
         summary.append((name, r_sps, r_rss, r_prep, ok))
+        records.append({"run": name, "samples_per_s": sps, "real_tokens_per_s": tps, "time_to_first_step_s": {s: best(s, "t_first_step_s", min) for s in recs},
+                        "peak_rss_mb": {s: best(s, "peak_rss_mb", min) for s in recs}, "first_loss": l0, "padding_share": pads,
+                        "mfu": {s: flops[s] and flops[s] / 1e9 / peak["square2048"] for s in recs}, "preprocess_rows_per_s": rps})
     print("--- acceptance: samples/s >= 1.3x, peak RSS <= 1.0x, preprocessing >= 2x, loss within 1%")
     for name, r_sps, r_rss, r_prep, ok in summary:
         chk = lambda c: "ok" if c else "SHORT"
         print(f"{name:9s} samples/s {fmt(r_sps, '{:.2f}')}x {chk(r_sps and r_sps >= 1.3)}  RSS {fmt(r_rss, '{:.2f}')}x {chk(r_rss and r_rss <= 1.0)}  "
               f"prep {fmt(r_prep, '{:.2f}')}x {chk(r_prep and r_prep >= 2)}  loss {'ok' if ok else 'FAIL'}")
     print(f"end load={os.getloadavg()}")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "quick": a.quick, "repeat": repeat,
+                                            "runs": records}, indent=1))
     return 0
 
 

@@ -27,7 +27,7 @@ def main(argv=None):
     import datasets; datasets.disable_progress_bars()
     from transformers import AutoTokenizer
     from llmfactory.tiny import resolve_model_path
-    from llmfactory.template import get_template
+    from llmfactory.template_auto import get_template
     from llmfactory.hparams import DataArguments
     from llmfactory.data import get_dataset
     tok = AutoTokenizer.from_pretrained(resolve_model_path(a.model))

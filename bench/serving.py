@@ -1,35 +1,43 @@
-"""Serving figures on this machine: generation tokens/s of `llmfactory.chat.ChatModel` and requests/s of the API server.
+"""Serving side by side with LLaMA-Factory 0.9.5: requests/s, tokens/s, latency and peak memory of both OpenAI-compatible APIs.
 
-    python bench/serving.py [--model tiny-llama] [--max-new-tokens 32] [--requests 32] [--batches 1,8,32] [--quick]
+    python bench/serving.py [--clients 1,8,32] [--max-tokens 32] [--rounds 1] [--sides lf,llmf] [--quick]
+    python bench/serving.py --generate          # also: ChatModel tokens/s in-process (batch 1, 8, 32, streaming)
 
-What is measured, one printed line per figure:
-- `generate`: `ChatModel` with the huggingface engine, fp32, greedy, on the CPU (or the GPU when there is one). Prompts are
-  short user turns of different lengths rendered with the template. Early stop is disabled: every reply runs to exactly
-  `--max-new-tokens` (the engine's one `model.generate` call gets `min_new_tokens = max_new_tokens`), so all rows of a
-  batch do the same work. tokens/s counts generated tokens only (the replies' `response_length`, prompts excluded), over
-  the best of `--repeat` timed calls after two warm-up calls of the same shape (the first calls are slow, more so
-  on a loaded machine: `first_call_s`). Batch 1 goes through `chat`, larger
-  batches through `batch_chat` (one left-padded `generate`). `stream` is `stream_chat` at batch 1: time to the first
-  text piece and tokens/s over the whole reply.
-- `api`: the OpenAI-compatible server (`llmfactory.api.api_main`, uvicorn) started as a subprocess on a free local
-  port with the same model settings (so client and server do not share an interpreter), then `--requests`
-  non-streaming `/v1/chat/completions` requests with `max_tokens = --max-new-tokens` sent by an httpx async client
-  with 1 and 8 requests in flight. Printed: requests/s (requests / wall time of the whole run), mean and p95 latency
-  per request (and the slowest), and completion tokens/s from the responses' `usage`. Four warm-up requests first. The server generates
-  `MAX_CONCURRENT` requests at a time (its default 1; `--max-concurrent` sets it): more in flight queue at the server.
-  Replies can stop early at the end token here (the API has no ignore-eos setting); the usage counts what was produced.
+Both servers serve the same model folder (the peer's tiny Llama, `$PEER_DIR/models/tiny`, built by
+`../shared/peer/make_tiny.py` as `bench/peer.py` does; `--model` for another) with the `default` template, fp32, on the
+CPU, each started as its own subprocess with its own CLI:
+- `lf`: `llamafactory-cli api CONFIG.yaml` from the peer venv (`$PEER_DIR/venv`, built by `../shared/peer/run_peer.sh`),
+  `API_PORT` / `API_HOST`, its default `MAX_CONCURRENT=1` (one `generate` at a time: LLaMA-Factory's HF engine has no batching);
+- `llmf`: `python -m llmfactory.cli api --port P key=value ...` from this checkout, default settings (the engine batches
+  requests that arrive together: `MAX_BATCH` 32, `BATCH_WAIT_MS` 5).
 
-The machine's load average is printed at the start and the end: on a shared machine the figures are noisy, and torch's
-intra-op threads wait on each other when the cores are taken (slow first calls, outliers); `--threads 1` is steadier there.
+For each number of concurrent clients (httpx async clients, each sending its next request when the last is answered),
+`--requests-per-client` requests (at least 8 in all) of `max_tokens = --max-tokens`, `temperature 0` (greedy), first
+non-streamed then streamed. Printed, one line per figure: requests/s (requests / wall time), generated tokens/s
+(non-streamed: the responses' `usage.completion_tokens`; streamed: the streamed text re-tokenized with the model's
+tokenizer, the same count for both sides), latency p50/p95 (streamed: also the time to the first text piece), and the
+server's peak RSS (VmHWM of its processes) at the end. Each figure as `lf=<x> llmf=<y> ratio=<llmf/lf>`.
+
+Checks (printed as PASS/FAIL lines, exit code 1 on a failure): every llmfactory greedy reply sent with 32 clients (batched)
+equals the reply to the same prompt sent alone (unbatched); streamed text equals the non-streamed reply. For information,
+how many of LLaMA-Factory's replies equal llmfactory's (same model, same template, greedy: they should).
+
+Both servers run with the same `OMP_NUM_THREADS` (`--threads`, default 1: with more intra-op threads than free cores, torch's
+OpenMP threads spin waiting for each other, and one generation measured ten times slower on this shared 2-core machine).
+Timings on a shared machine swing: the load average is printed; `--rounds 2` alternates the sides and keeps each side's
+best figure.
 """
-import argparse, asyncio, os, socket, statistics, subprocess, sys, time, warnings
+import argparse, asyncio, json, os, socket, statistics, subprocess, sys, tempfile, time, warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PEER_DIR = Path(os.environ.get("PEER_DIR", Path.home() / ".cache" / "llmf-peer"))
 PROMPTS = ["Hi", "Tell me about the weather today", "Write a short poem about the sea and the wind",
            "Explain in simple words how a neural network learns from examples and why it needs so much data",
            "What is 2 + 2?", "List three fruits", "Summarize the plot of a story about a dragon who is afraid of fire",
            "Translate 'good morning' into French"]
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+           PYTHONWARNINGS="ignore", DISABLE_VERSION_CHECK="1")
 
 
 def conversations(n: int) -> list[list[dict]]:
@@ -39,61 +47,9 @@ def conversations(n: int) -> list[list[dict]]:
 def load_str() -> str: return ",".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def p95(xs: list[float]) -> float:
+def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, round(0.95 * len(xs)) - 1))]
-
-
-def model_settings(a) -> dict:
-    s = dict(model_name_or_path=a.model, do_sample=False, max_new_tokens=a.max_new_tokens, infer_dtype=a.dtype)
-    if a.template: s["template"] = a.template
-    return s
-
-
-def bench_generate(a) -> None:
-    import torch
-    from llmfactory.chat import ChatModel
-    t0 = time.perf_counter()
-    cm = ChatModel(model_settings(a))
-    eng = cm.engine
-    nparams = sum(p.numel() for p in eng.model.parameters())
-    print(f"model: {a.model} {nparams:,} parameters, {eng.model.dtype}, {eng.model.device}, template {eng.template.name}, "
-          f"loaded in {time.perf_counter() - t0:.1f}s; torch threads {torch.get_num_threads()}", flush=True)
-    generate = eng._generate
-    def no_early_stop(**kw):  # every reply runs to max_new_tokens: the end token is masked until then
-        kw["min_new_tokens"] = kw.get("max_new_tokens")
-        return generate(**kw)
-    eng._generate = no_early_stop
-
-    def timed(fn) -> tuple[float, int]:
-        t = time.perf_counter(); n = fn(); return time.perf_counter() - t, n
-
-    for b in a.batches:
-        convs = conversations(b)
-        if b == 1: call = lambda: cm.chat(convs[0])[0].response_length
-        else: call = lambda: sum(r[0].response_length for r in cm.batch_chat(convs))
-        first, _ = timed(call)  # warm-up
-        timed(call)
-        runs = [timed(call) for _ in range(a.repeat)]
-        secs, toks = min(runs)
-        expect = b * a.max_new_tokens
-        note = "" if toks == expect else f" (expected {expect}: a stop string cut some replies)"
-        print(f"generate batch={b:<3d} tokens/s={toks / secs:9.1f}  seconds/call={secs:.3f}  generated={toks}{note}  "
-              f"first_call_s={first:.2f}", flush=True)
-
-    # streaming at batch 1: time to the first text piece, tokens/s over the whole reply
-    best = None
-    for _ in range(a.repeat + 1):
-        stats, t = {}, time.perf_counter()
-        it = cm.stream_chat(conversations(1)[0], stats=stats)
-        ttft = None
-        for _piece in it:
-            if ttft is None: ttft = time.perf_counter() - t
-        secs = time.perf_counter() - t
-        if ttft is None: ttft = secs
-        if best is None or secs < best[0]: best = (secs, ttft, stats.get("response_length", 0))
-    secs, ttft, n = best
-    print(f"stream   batch=1   tokens/s={n / secs:9.1f}  seconds/call={secs:.3f}  generated={n}  time_to_first_piece_s={ttft:.3f}", flush=True)
+    return xs[min(len(xs) - 1, max(0, round(q * len(xs)) - 1))] if xs else float("nan")
 
 
 def free_port() -> int:
@@ -101,90 +57,228 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
-def start_server(a, port: int) -> subprocess.Popen:
-    overrides = [f"{k}={v}" for k, v in model_settings(a).items()]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), PYTHONWARNINGS="ignore",
-               TOKENIZERS_PARALLELISM="false", MAX_CONCURRENT=str(a.max_concurrent))
+def peak_rss_mb(pid: int) -> float:
+    "The largest peak RSS (VmHWM) among the process `pid` and its descendants, in MB"
+    import psutil
+    try: procs = [psutil.Process(pid)] + psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess: return float("nan")
+    best = 0
+    for p in procs:
+        try:
+            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"): best = max(best, int(line.split()[1]))
+        except OSError: pass
+    return best / 1024
+
+
+# -- the two servers -------------------------------------------------------------------------------------------------
+def start(side: str, a, port: int) -> subprocess.Popen:
+    env = dict(ENV)
     if a.threads: env["OMP_NUM_THREADS"] = str(a.threads)
-    code = "import sys; from llmfactory.api import api_main; sys.exit(api_main(sys.argv[1:]))"
-    return subprocess.Popen([sys.executable, "-c", code, "--port", str(port), *overrides], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = open(Path(a.workdir) / f"{side}_server.log", "w")
+    if side == "lf":
+        cfg = Path(a.workdir) / "lf_api.yaml"
+        cfg.write_text(json.dumps(dict(model_name_or_path=a.model, template=a.template, infer_backend="huggingface",
+                                       infer_dtype="float32", temperature=0, max_new_tokens=a.max_tokens, trust_remote_code=False)))
+        env.update(API_PORT=str(port), API_HOST="127.0.0.1", HF_HOME=str(PEER_DIR / ".hf_home"))
+        cmd = [str(PEER_DIR / "venv" / "bin" / "llamafactory-cli"), "api", str(cfg)]
+    else:
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [sys.executable, "-m", "llmfactory.cli", "api", "--port", str(port), f"model_name_or_path={a.model}", f"template={a.template}",
+               "infer_dtype=float32", "temperature=0", f"max_new_tokens={a.max_tokens}"]
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=a.workdir)
 
 
-async def fire(url: str, n: int, concurrency: int, max_tokens: int) -> tuple[float, list[float], int]:
-    "`n` chat completions with `concurrency` in flight: (wall seconds, per-request latencies, completion tokens)"
+def wait_up(proc: subprocess.Popen, url: str, side: str, a) -> float:
     import httpx
-    sem, lat, toks = asyncio.Semaphore(concurrency), [], [0]
-    convs = conversations(n)
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=concurrency + 2)) as client:
-        async def one(i):
-            async with sem:
-                t = time.perf_counter()
-                r = await client.post("/v1/chat/completions", json={"model": "bench", "messages": convs[i], "max_tokens": max_tokens, "temperature": 0})
-                r.raise_for_status()
-                lat.append(time.perf_counter() - t)
-                toks[0] += r.json()["usage"]["completion_tokens"]
+    t0 = time.perf_counter()
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the {side} server exited with {proc.returncode}:\n" + (Path(a.workdir) / f"{side}_server.log").read_text()[-3000:])
+        try:
+            if httpx.get(url + "/v1/models", timeout=2).status_code == 200: return time.perf_counter() - t0
+        except httpx.TransportError: pass
+        if time.perf_counter() - t0 > 300: raise RuntimeError(f"the {side} server did not answer within 300s")
+        time.sleep(0.3)
+
+
+def stop(proc: subprocess.Popen):
+    proc.terminate()
+    try: proc.wait(timeout=20)
+    except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+
+
+# -- clients ----------------------------------------------------------------------------------------------------------
+async def one_request(client, conv, max_tokens: int, stream: bool) -> tuple[str, int|None, float, float]:
+    "`(text, completion tokens from usage or None, latency, time to first piece)` of one chat completion"
+    body = {"model": "bench", "messages": conv, "max_tokens": max_tokens, "temperature": 0, "stream": stream}
+    t = time.perf_counter()
+    if not stream:
+        r = await client.post("/v1/chat/completions", json=body)
+        r.raise_for_status()
+        j = r.json()
+        lat = time.perf_counter() - t
+        return j["choices"][0]["message"]["content"] or "", j["usage"]["completion_tokens"], lat, lat
+    text, first = [], None
+    async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]": continue
+            ch = json.loads(line[6:]).get("choices") or []
+            piece = (ch[0].get("delta") or {}).get("content") if ch else None
+            if piece:
+                if first is None: first = time.perf_counter() - t
+                text.append(piece)
+    lat = time.perf_counter() - t
+    return "".join(text), None, lat, first if first is not None else lat
+
+
+async def load_run(url: str, clients: int, n: int, max_tokens: int, stream: bool) -> dict:
+    "`n` requests from `clients` concurrent clients: wall time, latencies, replies by request index"
+    import httpx
+    convs, replies, lat, ttft, toks = conversations(n), {}, [], [], []
+    queue = list(range(n))
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=httpx.Limits(max_connections=clients + 4)) as client:
+        async def worker():
+            while queue:
+                i = queue.pop(0)
+                text, ntok, l, f = await one_request(client, convs[i], max_tokens, stream)
+                replies[i] = text; lat.append(l); ttft.append(f); toks.append(ntok)
         t0 = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(n)))
-        return time.perf_counter() - t0, lat, toks[0]
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    return dict(wall=wall, lat=lat, ttft=ttft, toks=toks, replies=replies, n=n)
 
 
-def bench_api(a) -> None:
-    import httpx
+def measure(side: str, a, tokenizer) -> dict:
+    "Start `side`'s server, run every (clients, stream) level, stop it: {(clients, stream): figures}, peak RSS, start-up time"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    t0 = time.perf_counter()
-    proc = start_server(a, port)
+    proc = start(side, a, port)
+    out = {}
     try:
-        while True:
-            if proc.poll() is not None: raise RuntimeError(f"the API server exited with {proc.returncode}:\n{proc.stderr.read()[-2000:]}")
-            try:
-                if httpx.get(url + "/v1/models", timeout=2).status_code == 200: break
-            except httpx.TransportError: pass
-            if time.perf_counter() - t0 > 180: raise RuntimeError("the API server did not answer within 180s")
-            time.sleep(0.2)
-        print(f"api: server up in {time.perf_counter() - t0:.1f}s on {url} (subprocess, MAX_CONCURRENT={a.max_concurrent})", flush=True)
-        asyncio.run(fire(url, 4, 1, a.max_new_tokens))  # warm-up
-        for c in a.concurrency:
-            wall, lat, toks = asyncio.run(fire(url, a.requests, c, a.max_new_tokens))
-            print(f"api      concurrency={c:<2d} requests/s={a.requests / wall:7.2f}  latency_mean_s={statistics.mean(lat):.3f}  "
-                  f"latency_p95_s={p95(lat):.3f}  latency_max_s={max(lat):.3f}  completion_tokens/s={toks / wall:8.1f}  requests={a.requests} max_tokens={a.max_new_tokens}", flush=True)
-    finally:
-        proc.terminate()
-        try: proc.wait(timeout=15)
-        except subprocess.TimeoutExpired: proc.kill()
+        up = wait_up(proc, url, side, a)
+        print(f"{side}: server up in {up:.1f}s (load {load_str()})", flush=True)
+        asyncio.run(load_run(url, 2, 4, a.max_tokens, False))  # warm-up
+        for c in a.clients:
+            for stream in (False, True):
+                n = max(8, c * a.requests_per_client)
+                r = asyncio.run(load_run(url, c, n, a.max_tokens, stream))
+                ntok = sum(r["toks"]) if not stream else sum(len(tokenizer.encode(t, add_special_tokens=False)) for t in r["replies"].values())
+                fig = dict(rps=n / r["wall"], tps=ntok / r["wall"], p50=pct(r["lat"], .5), p95=pct(r["lat"], .95),
+                           ttft50=pct(r["ttft"], .5), replies=r["replies"], tokens=ntok, n=n)
+                out[(c, stream)] = fig
+                print(f"  {side} clients={c:<3d} {'stream' if stream else 'plain ':6s} requests={n:<4d} requests/s={fig['rps']:7.2f} "
+                      f"tokens/s={fig['tps']:8.1f} p50={fig['p50']:.3f}s p95={fig['p95']:.3f}s ttft_p50={fig['ttft50']:.3f}s", flush=True)
+        out["rss"] = peak_rss_mb(proc.pid)
+        out["up"] = up
+    finally: stop(proc)
+    return out
+
+
+def better(x: dict|None, y: dict) -> dict:
+    "Per figure, the better of two rounds (higher rates, lower latencies)"
+    if x is None: return y
+    z = dict(y)
+    for k in x:
+        if isinstance(k, tuple):
+            z[k] = dict(y[k], **{f: (max if f in ("rps", "tps") else min)(x[k][f], y[k][f]) for f in ("rps", "tps", "p50", "p95", "ttft50")})
+    z["rss"], z["up"] = min(x["rss"], y["rss"]), min(x["up"], y["up"])
+    return z
+
+
+# -- in-process generation (optional) ---------------------------------------------------------------------------------
+def bench_generate(a) -> None:
+    "ChatModel tokens/s at batch 1, 8, 32 and streamed, every reply running to max_tokens (the end token masked until then)"
+    import torch
+    from llmfactory.chat import ChatModel
+    cm = ChatModel(dict(model_name_or_path=a.model, template=a.template, do_sample=False, max_new_tokens=a.max_tokens, infer_dtype="float32"))
+    eng, real = cm.engine, cm.engine._generate
+    eng._generate = lambda **kw: real(**dict(kw, min_new_tokens=kw.get("max_new_tokens")))
+    print(f"generate: torch threads {torch.get_num_threads()}", flush=True)
+    for b in (1, 8, 32):
+        convs = conversations(b)
+        call = lambda: sum(r[0].response_length for r in cm.batch_chat(convs))
+        call()  # warm-up
+        runs = []
+        for _ in range(2):
+            t0 = time.perf_counter(); n = call(); runs.append((time.perf_counter() - t0, n))
+        secs, n = min(runs)
+        print(f"generate batch={b:<3d} tokens/s={n / secs:9.1f} seconds/call={secs:.3f} generated={n}", flush=True)
+    stats, t = {}, time.perf_counter()
+    first = None
+    for _ in cm.stream_chat(conversations(1)[0], stats=stats):
+        if first is None: first = time.perf_counter() - t
+    secs = time.perf_counter() - t
+    print(f"stream   batch=1   tokens/s={stats['response_length'] / secs:9.1f} time_to_first_piece_s={first:.3f}", flush=True)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="tiny-llama", help="model_name_or_path (default tiny-llama, built locally)")
-    p.add_argument("--template", default="default", help="template name ('' = from the tokenizer)")
-    p.add_argument("--dtype", default="float32", help="infer_dtype (float32 on a CPU: bf16 is far slower there)")
-    p.add_argument("--max-new-tokens", type=int, default=32, help="tokens generated per reply (and max_tokens of API requests)")
-    p.add_argument("--batches", default="1,8,32", help="generation batch sizes")
-    p.add_argument("--repeat", type=int, default=3, help="timed calls per batch size (the quickest is reported)")
-    p.add_argument("--requests", type=int, default=32, help="API requests per concurrency level")
-    p.add_argument("--concurrency", default="1,8", help="API requests in flight")
-    p.add_argument("--max-concurrent", type=int, default=int(os.environ.get("MAX_CONCURRENT", "1")), help="the server's MAX_CONCURRENT")
-    p.add_argument("--threads", type=int, default=None, help="torch threads of the generation part and the server (default: torch's own)")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: generate, api")
-    p.add_argument("--quick", action="store_true", help="fewer repeats and requests, max_new_tokens 16")
+    p.add_argument("--model", default=str(PEER_DIR / "models" / "tiny"), help="model folder both servers load (default: the peer's tiny Llama)")
+    p.add_argument("--template", default="default")
+    p.add_argument("--max-tokens", type=int, default=32, help="max_tokens of every request")
+    p.add_argument("--clients", default="1,8,32", help="concurrent clients")
+    p.add_argument("--requests-per-client", type=int, default=2, help="requests per client at each level (at least 8 in all)")
+    p.add_argument("--rounds", type=int, default=1, help="alternate the sides this many times, keeping each side's best figures")
+    p.add_argument("--sides", default="lf,llmf")
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of both servers (default 1; 0: torch's own). On a loaded "
+                   "machine torch's OpenMP threads spin waiting for each other: 2 threads on 2 busy cores measured 10x slower than 1")
+    p.add_argument("--generate", action="store_true", help="also measure ChatModel generation in this process")
+    p.add_argument("--quick", action="store_true", help="clients 1,32 and max_tokens 16")
     a = p.parse_args(argv)
-    if a.quick: a.repeat, a.requests, a.max_new_tokens = 1, min(a.requests, 16), min(a.max_new_tokens, 16)
-    a.batches = [int(x) for x in a.batches.split(",")]
-    a.concurrency = [int(x) for x in a.concurrency.split(",")]
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if a.quick: a.clients, a.max_tokens = "1,32", min(a.max_tokens, 16)
+    a.clients = [int(x) for x in a.clients.split(",")]
+    sides = a.sides.split(",")
     warnings.filterwarnings("ignore")
-    import transformers; transformers.logging.set_verbosity_error()
-    print(f"machine: {os.cpu_count()} cpus load={load_str()} | python {sys.version.split()[0]}", flush=True)
-    if a.threads:
-        import torch; torch.set_num_threads(a.threads)
-    t0 = time.perf_counter()
-    skip = set(a.skip.split(","))
-    if "generate" not in skip: bench_generate(a)
-    if "api" not in skip: bench_api(a)
-    print(f"end load={load_str()} total {time.perf_counter() - t0:.0f}s")
-    return 0
+    if "lf" in sides and not (PEER_DIR / "venv" / "bin" / "llamafactory-cli").exists():
+        print(f"no LLaMA-Factory venv at {PEER_DIR}/venv: run ../shared/peer/run_peer.sh once to build it; llmfactory side only")
+        sides = [s for s in sides if s != "lf"]
+    if not Path(a.model).exists():
+        sys.path.insert(0, str(ROOT))
+        if a.model == str(PEER_DIR / "models" / "tiny"): sys.exit(f"no model at {a.model}: run bench/peer.py or ../shared/peer/run_peer.sh once to build it")
+        from llmfactory.tiny import resolve_model_path
+        a.model = str(resolve_model_path(a.model))
+    a.workdir = tempfile.mkdtemp(prefix="llmf-serving-")
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(a.model)
+    print(f"machine: {os.cpu_count()} cpus load={load_str()} | model {a.model} | max_tokens {a.max_tokens} | logs {a.workdir}", flush=True)
+    if a.generate: bench_generate(a)
+    res = {s: None for s in sides}
+    for _ in range(a.rounds):
+        for s in sides: res[s] = better(res[s], measure(s, a, tokenizer))
+
+    print(f"\n{'figure':38s} {'lf':>10s} {'llmf':>10s} {'ratio':>7s}   (ratio = llmf/lf; latencies: lower is better)")
+    def line(name, f, key, fmt="{:.2f}"):
+        v = {s: (res[s][key][f] if isinstance(key, tuple) else res[s][key]) for s in sides}
+        lf, ll = v.get("lf"), v.get("llmf")
+        ratio = f"{ll / lf:7.2f}" if lf and ll else "     NA"
+        print(f"{name:38s} {fmt.format(lf) if lf is not None else 'NA':>10s} {fmt.format(ll) if ll is not None else 'NA':>10s} {ratio}")
+    for c in a.clients:
+        for stream in (False, True):
+            k, tag = (c, stream), f"{c} clients {'stream' if stream else 'plain'}"
+            line(f"{tag} requests/s", "rps", k); line(f"{tag} tokens/s", "tps", k, "{:.1f}")
+            line(f"{tag} latency p50 s", "p50", k, "{:.3f}"); line(f"{tag} latency p95 s", "p95", k, "{:.3f}")
+            if stream: line(f"{tag} first piece p50 s", "ttft50", k, "{:.3f}")
+    line("server peak RSS MB", None, "rss", "{:.0f}"); line("server start-up s", None, "up", "{:.1f}")
+
+    ok = True
+    if "llmf" in sides:
+        r = res["llmf"]
+        alone = {i % len(PROMPTS): t for i, t in r[(a.clients[0], False)]["replies"].items()}
+        for c in a.clients:
+            for stream in (False, True):
+                got = r[(c, stream)]["replies"]
+                bad = [i for i, t in got.items() if alone.get(i % len(PROMPTS), t) != t]
+                what = f"llmf replies with {c} clients ({'streamed' if stream else 'not streamed'}) equal those sent alone"
+                print(f"{'PASS' if not bad else 'FAIL'} {what}: {len(got) - len(bad)}/{len(got)}")
+                ok &= not bad
+        if "lf" in sides:
+            lf_alone = {i % len(PROMPTS): t for i, t in res["lf"][(a.clients[0], False)]["replies"].items()}
+            same = sum(lf_alone.get(k) == t for k, t in alone.items())
+            print(f"info: LLaMA-Factory's greedy replies equal llmfactory's for {same}/{len(alone)} prompts")
+    print(f"end load={load_str()}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__": sys.exit(main())

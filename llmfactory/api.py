@@ -4,27 +4,30 @@
 
 # %% ../nbs/12_api.ipynb #fc7b0c16
 from __future__ import annotations
-import ipaddress, json, logging, os, secrets, sys, threading, time, uuid, warnings
+import ipaddress, json, logging, os, re, secrets, sys, threading, time, uuid, warnings
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
-from .chat import ChatModel, PromptTooLongError
+from .chat import ChatModel
+from .engine import PromptTooLongError
 from .hparams import config_arg_parser, config_from_args
 from .hparams import ConfigError
 from .tools import as_call
 
 _log = logging.getLogger(__name__)
+from .mm_plugin import IMAGE_PLACEHOLDER, MediaError, load_image
+
 
 # %% auto #0
 __all__ = ['Text', 'JSONObject', 'ROLES', 'APIError', 'validation_message', 'valid_unicode', 'ContentPart', 'FunctionCall',
            'ToolCall', 'ChatMessage', 'FunctionDef', 'Tool', 'NamedFunction', 'NamedToolChoice', 'StreamOptions',
-           'ChatCompletionRequest', 'ScoreRequest', 'check_supported', 'to_template_messages', 'choose_tools',
-           'forced_call_prefix', 'reply_message', 'missing_call', 'max_token_chars', 'check_prompt_chars',
-           'max_request_bytes_setting', 'RequestGuard', 'create_app', 'exposure_warning', 'ServerThread',
-           'serve_in_thread', 'api_main']
+           'ChatCompletionRequest', 'ScoreRequest', 'check_supported', 'request_image', 'to_template_messages',
+           'choose_tools', 'forced_call_prefix', 'reply_message', 'missing_call', 'max_token_chars',
+           'check_prompt_chars', 'max_request_bytes_setting', 'RequestGuard', 'create_app', 'exposure_warning',
+           'ServerThread', 'serve_in_thread', 'api_main']
 
 # %% ../nbs/12_api.ipynb #352e0280
 class APIError(Exception):
@@ -89,7 +92,7 @@ class _Model(BaseModel):
 class ContentPart(_Model):
     type: Literal["text", "image_url"]
     text: Text|None = None
-    image_url: JSONObject|None = None  # {"url": ...}: refused until multimodal models are served
+    image_url: JSONObject|None = None  # {"url": ...}: a data URL, or a file inside the server's media_dir
 
     @model_validator(mode="after")
     def _has_its_field(self):
@@ -179,14 +182,31 @@ def check_supported(req:ChatCompletionRequest):
 # %% ../nbs/12_api.ipynb #3555602f
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}
 
-def _text(m:ChatMessage, i:int) -> str:
-    if not isinstance(m.content, list): return m.content or ""
-    for p in m.content:
-        if p.type != "text": raise APIError(400, f"messages[{i}] has {p.type!r} content: this server serves text models and takes text parts only", param=f"messages.{i}.content", code="unsupported_content")
-    return "".join(p.text for p in m.content)
+def request_image(url, media_dir:str|None, param:str):
+    "The image of an `image_url` part: a data URL, or a file inside `media_dir` (a path or file:// URL); `APIError` 4xx saying why not"
+    if not isinstance(url, str) or not url.strip(): raise APIError(400, "an image_url part needs {\"url\": ...}", param=param)
+    if re.match(r"^https?://", url.strip(), re.I):
+        raise APIError(400, "remote image URLs are not fetched by this server: send the image as a data URL (data:image/png;base64,...)", param=param, code="unsupported_image_url")
+    if not url.startswith("data:"):
+        if not media_dir: raise APIError(400, "this server reads no local image files (no media_dir is set): send the image as a data URL", param=param, code="unsupported_image_url")
+        url = url.removeprefix("file://")
+    try: return load_image(url, media_dir, allowed_dir=None if url.startswith("data:") else media_dir)
+    except MediaError as e:
+        raise APIError(403 if "outside media_dir" in str(e) else 400, f"{param}: {e}", param=param, code="invalid_image") from None
 
-def to_template_messages(messages:list[ChatMessage]) -> list[dict]:
-    "The request's messages as the template's message dicts; `APIError` 400 for what cannot be served"
+def _text(m:ChatMessage, i:int, images:list|None=None, media_dir:str|None=None) -> str:
+    "The text of message `i`; its image parts become `<image>` placeholders, their images appended to `images` (None: images refused)"
+    if not isinstance(m.content, list): return m.content or ""
+    out = []
+    for j, p in enumerate(m.content):
+        if p.type == "text": out.append(p.text or ""); continue
+        if images is None: raise APIError(400, f"messages[{i}] has {p.type!r} content: this server serves text models and takes text parts only", param=f"messages.{i}.content", code="unsupported_content")
+        images.append(request_image((p.image_url or {}).get("url"), media_dir, f"messages.{i}.content.{j}"))
+        out.append(IMAGE_PLACEHOLDER)
+    return "".join(out)
+
+def to_template_messages(messages:list[ChatMessage], images:list|None=None, media_dir:str|None=None) -> list[dict]:
+    "The request's messages as the template's message dicts (image parts into `images`, when it is a list); `APIError` 400 for what cannot be served"
     if not messages: raise APIError(400, "messages must not be empty: give at least one user message", param="messages")
     out = []
     for i, m in enumerate(messages):
@@ -194,7 +214,7 @@ def to_template_messages(messages:list[ChatMessage]) -> list[dict]:
         if m.content is None and not (role == "assistant" and m.tool_calls):
             raise APIError(400, f"messages[{i}] ({m.role}) has no content" + (" or tool_calls" if role == "assistant" else ""), param=f"messages.{i}.content")
         if m.tool_calls and role != "assistant": raise APIError(400, f"messages[{i}] is a {m.role} message: only assistant messages have tool_calls", param=f"messages.{i}.tool_calls")
-        msg = {"role": role, "content": _text(m, i)}
+        msg = {"role": role, "content": _text(m, i, images, media_dir)}
         if m.tool_calls:
             calls = []
             for c in m.tool_calls:
@@ -395,10 +415,12 @@ def create_app(chat_model:ChatModel, # the model to serve
         "Answer a conversation (OpenAI chat completions)"
         if not chat_model.can_generate: raise APIError(400, "this server runs a reward model: use /v1/score/evaluation")
         check_supported(req)
-        messages = to_template_messages(req.messages)
+        cid, gen = f"chatcmpl-{uuid.uuid4().hex}", _gen_kwargs(req)
+        images = [] if chat_model.engine_takes_images else None
+        messages = to_template_messages(req.messages, images, chat_model.data_args.media_dir)
+        if images: gen["images"] = images
         tools, must = choose_tools(req)
         if per_token: check_prompt_chars(messages, tools, chat_model.template, chat_model.tokenizer, context, per_token)
-        cid, gen = f"chatcmpl-{uuid.uuid4().hex}", _gen_kwargs(req)
         chunk = lambda delta, finish=None, **kw: _sse({"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": name,
                                                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **kw})
         if not req.stream or tools:  # tool calls are read from the whole reply
@@ -499,7 +521,7 @@ def api_main(argv:list[str]|None=None) -> int:
     "`llmfactory api CONFIG.yaml [key=value ...]`: serve the model until interrupted; returns the exit code"
     p = config_arg_parser("llmfactory api", "Serve a model with an OpenAI-compatible API. "
                           "Environment: API_HOST (default 127.0.0.1), API_PORT (8000), API_KEY (optional bearer key), API_MODEL_NAME, "
-                          "API_MAX_REQUEST_MB (8), MAX_CONCURRENT (1).",
+                          "API_MAX_REQUEST_MB (8), MAX_BATCH (32: requests generated together), BATCH_WAIT_MS (5), MAX_CONCURRENT (1).",
                           "YAML or JSON config (model_name_or_path, adapter_name_or_path, template, generation settings)")
     p.add_argument("--host", default=os.environ.get("API_HOST", "127.0.0.1"), help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", "8000")), help="port (default 8000)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fastcore.basics import patch
 
 from .callbacks import read_log, smooth
 from .data import read_dataset_info
@@ -20,9 +21,7 @@ __all__ = ['FROM_FIELD', 'CONTROLS', 'GROUPS', 'ACCORDIONS', 'PANEL_KEYS', 'SWIT
            'panel_defaults', 'deepspeed_config', 'panel_keys', 'board_config', 'config_yaml', 'train_command',
            'launch_argv', 'stop_callback', 'board_train_main', 'TrainRun', 'progress_text', 'loss_png',
            'failure_reason', 'list_checkpoints', 'list_adapters', 'auto_template', 'infer_config', 'predict_config',
-           'metrics_html', 'scores_html', 'make_widget', 'Board', 'message', 'set_lang', 'values', 'set_values',
-           'config', 'show_preview', 'start', 'stop', 'poll', 'save_settings', 'load_settings', 'evaluate', 'predict',
-           'load_chat', 'send', 'clear_chat', 'export_config', 'export']
+           'metrics_html', 'scores_html', 'make_widget', 'Board']
 
 # %% ../nbs/15_board.ipynb #18603c43
 class _FromField:
@@ -495,11 +494,6 @@ def make_widget(c:Control, value=None):
 # %% ../nbs/15_board.ipynb #c2384f2e
 METHOD_LR = dict(lora=1e-4, freeze=5e-5, full=1e-5)  # each method's learning rate: LoRA trains few weights and takes a larger one
 
-def _method(cls):
-    "Add the decorated function to `cls` as a method (so a class can be written one method a cell)"
-    def deco(f): setattr(cls, f.__name__, f); return f
-    return deco
-
 class Board:
     "LlamaBoard's controls as an ipywidgets panel: Train, Evaluate & Predict, Chat and Export tabs; show it by leaving it last in a cell"
     def __init__(self, dataset_dir:str|Path="data", # folder with dataset_info.json
@@ -533,20 +527,20 @@ def _model_options() -> list[str]:
     return tiny_model_names() + ["Qwen/Qwen2.5-0.5B-Instruct", "meta-llama/Llama-3.2-1B-Instruct"]
 
 # %% ../nbs/15_board.ipynb #5fb1018f
-@_method(Board)
-def _button(self, key:str, style:str="", **kw):
+@patch
+def _button(self:Board, key:str, style:str="", **kw):
     "A button labelled by locale `key`"
     b = self.W.Button(description=label(key, self.lang), button_style=style, **kw)
     self._labels.append((b, key, "description")); return b
 
-@_method(Board)
-def _rows(self, group:str, per_row:int=5):
+@patch
+def _rows(self:Board, group:str, per_row:int=5):
     "The controls of `group`, `per_row` to a row"
     ws = [self.w[c.key] for c in CONTROLS if c.group == group]
     return self.W.VBox([self.W.HBox(ws[i:i + per_row]) for i in range(0, len(ws), per_row)])
 
-@_method(Board)
-def _guard(self, fn):
+@patch
+def _guard(self:Board, fn):
     "`fn` as a button handler that shows an error as one line in the panel"
     def handler(*args):
         try:
@@ -556,14 +550,18 @@ def _guard(self, fn):
             self.message(" ".join(f"{type(e).__name__}: {e}".split()), error=True)
     return handler
 
-@_method(Board)
-def message(self, text:str, error:bool=False):
+@patch
+def _labelled(self:Board, widget, key):
+    widget.style = dict(description_width="initial"); self._labels.append((widget, key, "description")); return widget
+
+@patch
+def message(self:Board, text:str, error:bool=False):
     "Show `text` under the tabs (red for an error)"
     self.status.value = f"<span style='color:{'#c00' if error else '#070'}'>{html.escape(text)}</span>" if text else ""
 
 # %% ../nbs/15_board.ipynb #c58ec42b
-@_method(Board)
-def _build_train(self):
+@patch
+def _build_train(self:Board):
     W = self.W
     self.accordions = {}
     for g in ACCORDIONS:
@@ -583,9 +581,46 @@ def _build_train(self):
                              self._config_title, self.yaml, self.cmd, self.progress, self.progress_line,
                              W.HBox([self.log, self.plot]), self.checkpoints])
 
+# %% ../nbs/15_board.ipynb #5ad0816a
+@patch
+def _build_eval(self:Board):
+    W, L = self.W, self._labelled
+    self.e_adapter = L(W.Dropdown(options=[""]), "adapter")
+    self.e_task, self.e_task_dir = L(W.Text(value="eval_sample"), "task"), L(W.Text(value=self.w["dataset_dir"].value), "task_dir")
+    self.e_shot, self.e_max = L(W.IntText(value=0), "n_shot"), L(W.IntText(value=8), "max_samples")
+    self.e_run, self.e_out = self._button("b_eval", "primary"), W.HTML()
+    self.p_dataset, self.p_max, self.p_tokens = L(W.Dropdown(options=[""]), "eval_dataset"), L(W.IntText(value=20), "max_samples"), L(W.IntText(value=64), "max_new_tokens")
+    self.p_run, self.p_out = self._button("b_predict", "primary"), W.HTML()
+    self.eval_tab = W.VBox([self.e_adapter, W.HBox([self.e_task, self.e_task_dir, self.e_shot, self.e_max]), self.e_run, self.e_out,
+                            W.HTML("<hr>"), W.HBox([self.p_dataset, self.p_max, self.p_tokens]), self.p_run, self.p_out])
+
+@patch
+def _build_chat(self:Board):
+    W, L = self.W, self._labelled
+    self.c_adapter = L(W.Dropdown(options=[""]), "adapter")
+    self.c_load, self.c_send, self.c_clear = self._button("b_chat_load"), self._button("b_send", "primary"), self._button("b_clear")
+    self.c_input = L(W.Text(layout=W.Layout(width="98%")), "chat_input")
+    self.c_system, self.c_tools = L(W.Text(), "system"), L(W.Textarea(placeholder='[{"name": ..., "parameters": {...}}]'), "tools")
+    self.c_max, self.c_temp = L(W.IntText(value=256), "max_new_tokens"), L(W.FloatText(value=0.95), "temperature")
+    self.c_out = W.HTML()
+    self.chat_tab = W.VBox([W.HBox([self.c_adapter, self.c_load]), W.HBox([self.c_system, self.c_tools]), self.c_out, self.c_input,
+                            W.HBox([self.c_send, self.c_clear, self.c_max, self.c_temp])])
+
+@patch
+def _build_export(self:Board):
+    W, L = self.W, self._labelled
+    self.x_adapter = L(W.Dropdown(options=[""]), "adapter")
+    self.x_dir, self.x_size = L(W.Text(value=str(Path(self.w["output_dir"].value).parent / "export")), "export_dir"), L(W.IntText(value=5), "export_size")
+    self.x_qbit = L(W.Dropdown(options=["none", "8", "4", "3", "2"], value="none"), "export_quantization_bit")
+    self.x_qdata = L(W.Text(value="data/c4_demo.jsonl"), "export_quantization_dataset")
+    self.x_device, self.x_legacy = L(W.Dropdown(options=["cpu", "auto"]), "export_device"), L(W.Checkbox(indent=False), "export_legacy_format")
+    self.x_run, self.x_out, self.x_progress = self._button("b_export", "primary"), W.HTML(), W.IntProgress(min=0, max=3)
+    self.export_tab = W.VBox([W.HBox([self.x_adapter, self.x_dir, self.x_size]), W.HBox([self.x_qbit, self.x_qdata, self.x_device, self.x_legacy]),
+                              self.x_run, self.x_progress, self.x_out])
+
 # %% ../nbs/15_board.ipynb #522d55d2
-@_method(Board)
-def set_lang(self, lang:str):
+@patch
+def set_lang(self:Board, lang:str):
     "Label the panel in `lang` (`en`, `zh`)"
     self.lang = lang
     if self.w["lang"].value != lang: self.w["lang"].value = lang
@@ -595,19 +630,19 @@ def set_lang(self, lang:str):
     for i, t in enumerate(("t_train", "t_eval", "t_chat", "t_export")): self.tabs.set_title(i, label(t, lang))
     self._config_title.value = f"<b>{html.escape(label('config', lang))}</b>"
 
-@_method(Board)
-def _sync_visibility(self):
+@patch
+def _sync_visibility(self:Board):
     v = self.values()
     for g, acc in self.accordions.items(): acc.layout.display = None if group_shown(g, v) else "none"
 
 # %% ../nbs/15_board.ipynb #ac90a9a9
-@_method(Board)
-def values(self) -> dict:
+@patch
+def values(self:Board) -> dict:
     "Every control's value, by key"
     return {k: (list(w.value) if isinstance(w.value, tuple) else w.value) for k, w in self.w.items()}
 
-@_method(Board)
-def set_values(self, **values):
+@patch
+def set_values(self:Board, **values):
     "Set controls by config key (`dataset` takes a list or a comma-separated string)"
     for k, v in values.items():
         if k not in self.w: raise ConfigError(f"the board has no setting {k!r}")
@@ -615,11 +650,11 @@ def set_values(self, **values):
         if k == "dataset_dir": self.w[k].value = str(v); continue
         self.w[k].value = v
 
-@_method(Board)
-def config(self) -> dict: return board_config(self.values())
+@patch
+def config(self:Board) -> dict: return board_config(self.values())
 
-@_method(Board)
-def _on_change(self, ch):
+@patch
+def _on_change(self:Board, ch):
     "Show the YAML and the command for the current settings (or what is wrong with them)"
     self._sync_visibility()
     try:
@@ -630,8 +665,8 @@ def _on_change(self, ch):
         self.yaml.value, self.cmd.value = "", f"<span style='color:#c00'>{html.escape(' '.join(str(e).split()))}</span>"
 
 # %% ../nbs/15_board.ipynb #562889b3
-@_method(Board)
-def _refresh_datasets(self):
+@patch
+def _refresh_datasets(self:Board):
     names = sorted(read_dataset_info(self.w["dataset_dir"].value))
     keep = tuple(d for d in self.w["dataset"].value if d in names)
     self.w["dataset"].options = names
@@ -639,8 +674,8 @@ def _refresh_datasets(self):
     self.p_dataset.options = [""] + names
     if self.p_dataset.value not in names: self.p_dataset.value = "alpaca_demo" if "alpaca_demo" in names else ""
 
-@_method(Board)
-def _refresh_outputs(self, *_):
+@patch
+def _refresh_outputs(self:Board, *_):
     "Refresh the checkpoint list (resume) and the adapter lists of the other tabs"
     out = Path(self.w["output_dir"].value)
     ck = self.w["resume_from_checkpoint"]
@@ -651,8 +686,8 @@ def _refresh_outputs(self, *_):
     self.w["reward_model"].options = self.w["adapter_name_or_path"].options = adapters[1:]
 
 # %% ../nbs/15_board.ipynb #8e18c76a
-@_method(Board)
-def _wire(self):
+@patch
+def _wire(self:Board):
     w = self.w
     for k, x in w.items(): x.observe(self._on_change, names="value")
     w["model_name_or_path"].observe(lambda ch: setattr(w["template"], "value", auto_template(ch.new)), names="value")
@@ -660,16 +695,17 @@ def _wire(self):
     w["lang"].observe(lambda ch: self.set_lang(ch.new), names="value")
     w["dataset_dir"].observe(lambda ch: self._refresh_datasets(), names="value")
     w["output_dir"].observe(lambda ch: self._refresh_outputs(), names="value")
-    for b, fn in [(self.start_btn, self.start), (self.stop_btn, self.stop), (self.preview_btn, self.show_preview),
-                  (self.save_btn, lambda b: self.save_settings(self.settings_path.value)), (self.refresh_btn, self._refresh_outputs),
+    for b, fn in [(self.start_btn, "start"), (self.stop_btn, "stop"), (self.preview_btn, "show_preview"),
+                  (self.save_btn, lambda b: self.save_settings(self.settings_path.value)), (self.refresh_btn, "_refresh_outputs"),
                   (self.load_btn, lambda b: self.load_settings(self.settings_path.value)),
-                  (self.c_load, self.load_chat), (self.c_send, self.send), (self.c_clear, self.clear_chat),
-                  (self.e_run, self.evaluate), (self.p_run, self.predict), (self.x_run, self.export)]:
+                  (self.c_load, "load_chat"), (self.c_send, "send"), (self.c_clear, "clear_chat"),
+                  (self.e_run, "evaluate"), (self.p_run, "predict"), (self.x_run, "export")]:
+        if isinstance(fn, str): fn = lambda *a, name=fn: getattr(self, name)(*a)  # looked up when clicked
         b.on_click(self._guard(fn))
 
 # %% ../nbs/15_board.ipynb #ac75d597
-@_method(Board)
-def show_preview(self, *_):
+@patch
+def show_preview(self:Board, *_):
     "The first training example, tokenized and rendered, in the preview box"
     from llmfactory.hparams import split_config
     from llmfactory.model import load_tokenizer
@@ -678,8 +714,8 @@ def show_preview(self, *_):
     tok = load_tokenizer(model)
     self.preview.value = preview_data(data, _template_for(data, tok), tok, finetuning.stage)
 
-@_method(Board)
-def start(self, *_):
+@patch
+def start(self:Board, *_):
     "Start training the current settings in a subprocess"
     if self.run is not None and self.run.running: raise ConfigError("a training run is going; stop it first")
     from llmfactory.tuner import preflight
@@ -691,14 +727,14 @@ def start(self, *_):
     self.message(f"training started (pid {self.run.proc.pid}), output in {cfg['output_dir']}")
     threading.Thread(target=self._watch, args=(self.run,), daemon=True).start()
 
-@_method(Board)
-def stop(self, *_):
+@patch
+def stop(self:Board, *_):
     "Stop the training run after its current step, with a checkpoint there"
     if self.run is None or not self.run.running: raise ConfigError("no training run is going")
     self.run.stop(); self.poll()
 
-@_method(Board)
-def _watch(self, run):
+@patch
+def _watch(self:Board, run):
     while run is self.run and run.running:
         time.sleep(self.poll_every)
         try: self.poll()
@@ -706,8 +742,8 @@ def _watch(self, run):
     if run is self.run: self.poll()
 
 # %% ../nbs/15_board.ipynb #dcc467d1
-@_method(Board)
-def poll(self):
+@patch
+def poll(self:Board):
     "Update the progress bar, the log pane, the loss plot and, once the run is over, the checkpoints and the outcome"
     run = self.run
     if run is None: return
@@ -734,14 +770,14 @@ def poll(self):
         self.message(f"training failed (exit code {run.returncode}): {failure_reason(run.output(50))} (full output in {run.out / 'board.log'})", error=True)
 
 # %% ../nbs/15_board.ipynb #4b8417ed
-@_method(Board)
-def save_settings(self, path:str|Path):
+@patch
+def save_settings(self:Board, path:str|Path):
     "Write every control's value to a YAML file"
     Path(path).write_text(config_yaml(self.values()), encoding="utf-8")
     self.message(f"settings saved to {path}")
 
-@_method(Board)
-def load_settings(self, path:str|Path):
+@patch
+def load_settings(self:Board, path:str|Path):
     "Set the controls from a YAML file written by `save_settings` (or a training config)"
     if not Path(path).exists(): raise FileNotFoundError(f"no settings file {path}")
     vals = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -751,24 +787,8 @@ def load_settings(self, path:str|Path):
     self.message(f"settings loaded from {path}")
 
 # %% ../nbs/15_board.ipynb #941879f8
-@_method(Board)
-def _labelled(self, widget, key):
-    widget.style = dict(description_width="initial"); self._labels.append((widget, key, "description")); return widget
-
-@_method(Board)
-def _build_eval(self):
-    W, L = self.W, self._labelled
-    self.e_adapter = L(W.Dropdown(options=[""]), "adapter")
-    self.e_task, self.e_task_dir = L(W.Text(value="eval_sample"), "task"), L(W.Text(value=self.w["dataset_dir"].value), "task_dir")
-    self.e_shot, self.e_max = L(W.IntText(value=0), "n_shot"), L(W.IntText(value=8), "max_samples")
-    self.e_run, self.e_out = self._button("b_eval", "primary"), W.HTML()
-    self.p_dataset, self.p_max, self.p_tokens = L(W.Dropdown(options=[""]), "eval_dataset"), L(W.IntText(value=20), "max_samples"), L(W.IntText(value=64), "max_new_tokens")
-    self.p_run, self.p_out = self._button("b_predict", "primary"), W.HTML()
-    self.eval_tab = W.VBox([self.e_adapter, W.HBox([self.e_task, self.e_task_dir, self.e_shot, self.e_max]), self.e_run, self.e_out,
-                            W.HTML("<hr>"), W.HBox([self.p_dataset, self.p_max, self.p_tokens]), self.p_run, self.p_out])
-
-@_method(Board)
-def evaluate(self, *_) -> dict:
+@patch
+def evaluate(self:Board, *_) -> dict:
     "Run the benchmark and show the scores"
     from llmfactory.evaluation import run_eval
     self.e_out.value = "evaluating..."
@@ -778,8 +798,8 @@ def evaluate(self, *_) -> dict:
     self.e_out.value = scores_html(res)
     return res
 
-@_method(Board)
-def predict(self, *_) -> dict:
+@patch
+def predict(self:Board, *_) -> dict:
     "Generate replies for the chosen dataset, score them, and show the scores"
     from llmfactory.tuner import train
     adapter = self.e_adapter.value
@@ -793,20 +813,8 @@ def predict(self, *_) -> dict:
     return metrics
 
 # %% ../nbs/15_board.ipynb #915b7bb4
-@_method(Board)
-def _build_chat(self):
-    W, L = self.W, self._labelled
-    self.c_adapter = L(W.Dropdown(options=[""]), "adapter")
-    self.c_load, self.c_send, self.c_clear = self._button("b_chat_load"), self._button("b_send", "primary"), self._button("b_clear")
-    self.c_input = L(W.Text(layout=W.Layout(width="98%")), "chat_input")
-    self.c_system, self.c_tools = L(W.Text(), "system"), L(W.Textarea(placeholder='[{"name": ..., "parameters": {...}}]'), "tools")
-    self.c_max, self.c_temp = L(W.IntText(value=256), "max_new_tokens"), L(W.FloatText(value=0.95), "temperature")
-    self.c_out = W.HTML()
-    self.chat_tab = W.VBox([W.HBox([self.c_adapter, self.c_load]), W.HBox([self.c_system, self.c_tools]), self.c_out, self.c_input,
-                            W.HBox([self.c_send, self.c_clear, self.c_max, self.c_temp])])
-
-@_method(Board)
-def load_chat(self, *_):
+@patch
+def load_chat(self:Board, *_):
     "Load the model (and the chosen adapter) for the Chat tab"
     from llmfactory.chat import ChatModel
     model = self.w["model_name_or_path"].value
@@ -814,8 +822,8 @@ def load_chat(self, *_):
     self.clear_chat()
     self.message(f"loaded {model}" + (f" with adapter {self.c_adapter.value}" if self.c_adapter.value else ""))
 
-@_method(Board)
-def _render_chat(self, partial:str|None=None):
+@patch
+def _render_chat(self:Board, partial:str|None=None):
     turns = self.history + ([dict(role="assistant", content=partial)] if partial is not None else [])
     def show(m):
         calls = "".join(f"<br><code>tool call: {html.escape(c['name'])}({html.escape(json.dumps(c.get('arguments', {}), ensure_ascii=False))})</code>"
@@ -824,8 +832,8 @@ def _render_chat(self, partial:str|None=None):
     self.c_out.value = "".join(show(m) for m in turns)
 
 # %% ../nbs/15_board.ipynb #8534e60d
-@_method(Board)
-def send(self, *_, text:str|None=None, **gen):
+@patch
+def send(self:Board, *_, text:str|None=None, **gen):
     "Send the input box's text (or `text`), stream the reply into the chat, and show the tool calls it makes"
     if self.chat_model is None: raise ConfigError("load a model first")
     text = self.c_input.value if text is None else text
@@ -845,34 +853,22 @@ def send(self, *_, text:str|None=None, **gen):
     self.history.append(msg); self._render_chat()
     return reply
 
-@_method(Board)
-def clear_chat(self, *_):
+@patch
+def clear_chat(self:Board, *_):
     "Forget the conversation"
     self.history = []; self._render_chat()
 
 # %% ../nbs/15_board.ipynb #cbd8d001
-@_method(Board)
-def _build_export(self):
-    W, L = self.W, self._labelled
-    self.x_adapter = L(W.Dropdown(options=[""]), "adapter")
-    self.x_dir, self.x_size = L(W.Text(value=str(Path(self.w["output_dir"].value).parent / "export")), "export_dir"), L(W.IntText(value=5), "export_size")
-    self.x_qbit = L(W.Dropdown(options=["none", "8", "4", "3", "2"], value="none"), "export_quantization_bit")
-    self.x_qdata = L(W.Text(value="data/c4_demo.jsonl"), "export_quantization_dataset")
-    self.x_device, self.x_legacy = L(W.Dropdown(options=["cpu", "auto"]), "export_device"), L(W.Checkbox(indent=False), "export_legacy_format")
-    self.x_run, self.x_out, self.x_progress = self._button("b_export", "primary"), W.HTML(), W.IntProgress(min=0, max=3)
-    self.export_tab = W.VBox([W.HBox([self.x_adapter, self.x_dir, self.x_size]), W.HBox([self.x_qbit, self.x_qdata, self.x_device, self.x_legacy]),
-                              self.x_run, self.x_progress, self.x_out])
-
-@_method(Board)
-def export_config(self) -> dict:
+@patch
+def export_config(self:Board) -> dict:
     "The `llmfactory export` settings of the Export tab"
     extra = dict(export_dir=self.x_dir.value, export_size=self.x_size.value, export_device=self.x_device.value,
                  export_legacy_format=self.x_legacy.value)
     if self.x_qbit.value != "none": extra.update(export_quantization_bit=int(self.x_qbit.value), export_quantization_dataset=self.x_qdata.value)
     return infer_config(self.w["model_name_or_path"].value, self.x_adapter.value, self.w["template"].value, **extra)
 
-@_method(Board)
-def export(self, *_) -> Path:
+@patch
+def export(self:Board, *_) -> Path:
     "Merge the adapter into the model and save it to the export folder"
     from llmfactory.export import export_model
     from llmfactory.hparams import get_infer_args

@@ -4,115 +4,24 @@
 
 # %% ../nbs/11_chat.ipynb #397eb449
 from __future__ import annotations
-import asyncio, concurrent.futures, json, os, threading
+import asyncio, concurrent.futures, json, os, queue, threading, time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
 import torch
 
+from .engine import BaseEngine, PromptTooLongError, Response, context_length, cut_at_stop, cut_reply, encode_prompt, generation_settings, safe_prefix_len
 from .hparams import ConfigError, DataArguments, FinetuningArguments, GeneratingArguments, ModelArguments, get_infer_args
-from .model import _hub_kwargs, get_compute_dtype, load_model, load_tokenizer
+from .model import _hub_kwargs, get_compute_dtype, load_model, load_tokenizer, resolve_model_source
 from .template_auto import get_template_for
 from .tiny import resolve_model_path
+from .mm_plugin import IMAGE_PLACEHOLDER, get_mm_plugin, load_media_processor
+from .vlm import is_vlm
+
 
 # %% auto #0
-__all__ = ['Response', 'PromptTooLongError', 'generation_settings', 'cut_at_stop', 'cut_reply', 'safe_prefix_len', 'BaseEngine',
-           'context_length', 'encode_prompt', 'find_value_head', 'load_value_head', 'is_classifier',
-           'HuggingfaceEngine', 'get_engine', 'ChatModel']
-
-# %% ../nbs/11_chat.ipynb #30ee3394
-@dataclass
-class Response:
-    "One generated reply"
-    response_text: str  # the reply (what follows `reply_prefix`, when one is given), cut before any stop word
-    response_length: int  # generated tokens, without the end token
-    prompt_length: int  # tokens of the prompt (with `reply_prefix`, which the model is given, not generates)
-    finish_reason: str  # "stop" (end token or stop word) or "length" (max_new_tokens reached)
-
-class PromptTooLongError(ValueError):
-    "The prompt leaves no room for a reply in the model's context"
-
-# %% ../nbs/11_chat.ipynb #27afe1b9
-_GEN_FIELDS = {f.name for f in fields(GeneratingArguments)}
-
-def generation_settings(generating_args:GeneratingArguments, **overrides) -> tuple[GeneratingArguments, int, list[str]]:
-    "`(settings, n, extra stop strings)`: `generating_args` with per-call `overrides` (None values ignored)"
-    kw = {k: v for k, v in overrides.items() if v is not None}
-    if "max_tokens" in kw: kw["max_new_tokens"] = kw.pop("max_tokens")
-    n = int(kw.pop("n", kw.pop("num_return_sequences", 1)))
-    stop = kw.pop("stop", None) or []
-    stop = [stop] if isinstance(stop, str) else list(stop)
-    unknown = set(kw) - _GEN_FIELDS
-    if unknown: raise ValueError(f"unknown generation settings {sorted(unknown)}; known: {', '.join(sorted(_GEN_FIELDS | {'max_tokens', 'n', 'stop'}))}")
-    g = replace(generating_args, **kw)
-    if g.temperature is not None and g.temperature <= 0: g = replace(g, do_sample=False)
-    if n < 1: raise ValueError(f"n must be at least 1, got {n}")
-    if g.max_new_tokens is not None and g.max_new_tokens <= 0 and "max_new_tokens" in kw: raise ValueError("max_tokens must be at least 1")
-    return g, n, stop
-
-# %% ../nbs/11_chat.ipynb #098d4b42
-def cut_at_stop(text:str, stops:list[str]) -> tuple[str, bool]:
-    "`text` up to the first stop string, and whether one was found"
-    hits = [i for i in (text.find(s) for s in stops if s) if i >= 0]
-    return (text[:min(hits)], True) if hits else (text, False)
-
-def cut_reply(ids:list[int], tokenizer, stop_ids:list[int], stops:list[str], max_new_tokens:int|None,
-              skip_special_tokens:bool=True) -> tuple[str, int, str]:
-    "`(text, length, finish_reason)` of generated `ids`"
-    end = next((i for i, t in enumerate(ids) if t in stop_ids), None)
-    kept = ids if end is None else ids[:end]
-    text, stopped = cut_at_stop(tokenizer.decode(kept, skip_special_tokens=skip_special_tokens), stops)
-    if end is not None or stopped: return text, len(kept), "stop"
-    return text, len(kept), "length" if max_new_tokens and len(ids) >= max_new_tokens else "stop"
-
-# %% ../nbs/11_chat.ipynb #7c586f3c
-def safe_prefix_len(text:str, stops:list[str]) -> int:
-    "How much of `text` can be sent: all but a tail that could begin a stop string"
-    keep = 0
-    for s in stops:
-        for k in range(min(len(s) - 1, len(text)), 0, -1):
-            if text.endswith(s[:k]): keep = max(keep, k); break
-    return len(text) - keep
-
-# %% ../nbs/11_chat.ipynb #30a1dd10
-class BaseEngine:
-    "What every inference engine provides"
-    can_generate: bool = True
-    takes_reply_prefix: bool = False  # whether `chat`, `batch_chat` and `stream_chat` take `reply_prefix`, a start of the reply the model continues
-    tokenizer = None
-    template = None
-    async def chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, reply_prefix:str="", **gen) -> list[Response]: raise NotImplementedError
-    async def batch_chat(self, conversations:list[list[dict]], system:str|None=None, tools:list|None=None, reply_prefix:str="", **gen) -> list[list[Response]]:
-        kw = dict(gen, reply_prefix=reply_prefix) if reply_prefix else gen
-        return list(await asyncio.gather(*[self.chat(c, system, tools, **kw) for c in conversations]))
-    async def stream_chat(self, messages:list[dict], system:str|None=None, tools:list|None=None, stats:dict|None=None, reply_prefix:str="", **gen) -> AsyncIterator[str]:
-        raise NotImplementedError
-    async def get_scores(self, texts:list[str], max_length:int|None=None) -> list[float]: raise NotImplementedError
-
-# %% ../nbs/11_chat.ipynb #104c4ade
-def context_length(model_or_config, tokenizer=None) -> int:
-    "The longest sequence the model takes"
-    config = getattr(model_or_config, "config", model_or_config)
-    n = getattr(config, "max_position_embeddings", None) or getattr(config, "max_seq_len", None) or 2048
-    if tokenizer is not None and 0 < getattr(tokenizer, "model_max_length", 0) < n: n = tokenizer.model_max_length
-    return n
-
-def encode_prompt(template, tokenizer, messages:list[dict], system:str|None, tools:list|None, context:int, reply_prefix:str="", **render_kw) -> list[int]:
-    "Token ids of the conversation's prompt, ending with `reply_prefix` (a start of the reply); `ValueError` for a conversation the template cannot render or that is too long"
-    if not messages: raise ValueError("messages must not be empty")
-    for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
-            raise ValueError(f"unknown role {m.get('role') if isinstance(m, dict) else m!r}: use system, user, assistant or tool")
-    if messages[-1]["role"] == "assistant": raise ValueError("the last message is the assistant's: end the conversation on a user or tool message")
-    text = template.render(messages, add_generation_prompt=True, system=system, tokenizer=tokenizer, tools=tools or None, **render_kw)
-    if tools and text == template.render(messages, add_generation_prompt=True, system=system, tokenizer=tokenizer, **render_kw):
-        raise ValueError(f"the chat template {template.name!r} does not write tools into the prompt, so the model would never see them: "
-                         "set `template` to the model's family (llmfactory template list)")
-    ids = tokenizer.encode(text + (reply_prefix or ""), add_special_tokens=False)
-    if len(ids) >= context:
-        raise PromptTooLongError(f"the prompt has {len(ids)} tokens but the model's context is {context}: shorten the conversation")
-    return ids
+__all__ = ['find_value_head', 'load_value_head', 'is_classifier', 'HuggingfaceEngine', 'get_engine', 'ChatModel']
 
 # %% ../nbs/11_chat.ipynb #f81247fb
 def find_value_head(model_args:ModelArguments) -> Path|None:
@@ -146,17 +55,25 @@ def is_classifier(model_args:ModelArguments) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or []))
 
 # %% ../nbs/11_chat.ipynb #96ad23a6
-class _Cancel:
-    "A stopping criterion that ends generation once `event` is set"
-    def __init__(self, event): self.event = event
-    def __call__(self, input_ids, scores, **kw): return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+def _method(cls):
+    "Add the decorated function to `cls` as a method (so a class can be written one method a cell)"
+    def deco(f): setattr(cls, f.__name__, f); return f
+    return deco
+
+def _env_int(name:str, default:int) -> int:
+    "A whole number of at least 1 from the environment variable `name`; `ConfigError` naming it otherwise"
+    raw = os.environ.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) < 1: raise ConfigError(f"{name}={raw!r} must be a whole number of at least 1 (unset: {default})")
+    return int(raw)
 
 class HuggingfaceEngine(BaseEngine):
-    "Generation with transformers' `model.generate`"
+    "Generation with transformers' `model.generate`; requests that arrive together are generated as one batch"
     takes_reply_prefix = True
     def __init__(self, model_args:ModelArguments, data_args:DataArguments, finetuning_args:FinetuningArguments,
                  generating_args:GeneratingArguments):
         self.model_args, self.generating_args = model_args, generating_args
+        self.max_batch, self.slots = _env_int("MAX_BATCH", 32), _env_int("MAX_CONCURRENT", 1)  # settings first: a typo fails before loading
+        self.batch_wait = _env_int("BATCH_WAIT_MS", 5) / 1000 if os.environ.get("BATCH_WAIT_MS", "").strip() != "0" else 0.0
         self.tokenizer = load_tokenizer(model_args)
         self.template = get_template_for(data_args, self.tokenizer)
         self.value_head = find_value_head(model_args)
@@ -166,8 +83,11 @@ class HuggingfaceEngine(BaseEngine):
         if torch.cuda.is_available() and not model_args.device_map and self.model.device.type == "cpu": self.model.to("cuda")
         if self.value_head is not None: self.v_w, self.v_b = (t.to(self.model.device) for t in load_value_head(self.value_head))
         self.context = context_length(self.model)
-        self._slots = threading.BoundedSemaphore(int(os.environ.get("MAX_CONCURRENT", "1")))
+        self.plugin = get_mm_plugin(self.template.name)  # a vision-language model's images: its template's plugin and its image processor
+        self.media = load_media_processor(resolve_model_source(model_args), model_args.image_max_pixels, model_args.image_min_pixels) if is_vlm(self.model.config) else None
+        self._slots = threading.BoundedSemaphore(self.slots)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="llmf-generate")
+        self._waiting, self._cond, self._workers = [], threading.Condition(), []  # the batcher's queue and its generation threads
 
     def _load_classifier(self, model_args):
         from transformers import AutoModelForSequenceClassification
@@ -179,64 +99,38 @@ class HuggingfaceEngine(BaseEngine):
         model.config.pad_token_id = self.tokenizer.pad_token_id
         return model.eval()
 
-    # -- generation ------------------------------------------------------------------------------------------------
     def _generate(self, **kwargs):
         "The one place that calls `model.generate` (tests replace it with a scripted generation)"
         return self.model.generate(**kwargs)
 
-    def _prepare(self, conversations, system, tools, gen, reply_prefix:str="") -> tuple[dict, list[list[int]], dict]:
-        if not self.can_generate: raise ValueError("this model is a reward model: it scores texts (get_scores) but does not generate")
-        g, n, stops = generation_settings(self.generating_args, **gen)
-        system = system if system is not None else g.default_system
-        prompts = [encode_prompt(self.template, self.tokenizer, c, system, tools, self.context, reply_prefix, enable_thinking=g.enable_thinking) for c in conversations]
-        kw = g.to_dict()
-        longest = max(map(len, prompts))
-        if "max_new_tokens" in kw: kw["max_new_tokens"] = min(kw["max_new_tokens"], self.context - longest)
-        else: kw["max_length"] = min(kw["max_length"], self.context)
-        if n > 1 and not g.do_sample and kw.get("num_beams", 1) < n: kw["num_beams"] = n
-        stop_ids = self.template.stop_token_ids(self.tokenizer)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else stop_ids[0]
-        width = max(map(len, prompts))
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.model.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.model.device)
-        kw.update(input_ids=input_ids, attention_mask=mask, num_return_sequences=n, eos_token_id=stop_ids, pad_token_id=pad)
-        all_stops = list(dict.fromkeys(self.template.stop + stops))
-        multi = [s for s in all_stops if len(self.tokenizer.encode(s, add_special_tokens=False)) > 1]
-        if multi: kw.update(stop_strings=multi, tokenizer=self.tokenizer)
-        info = dict(stop_ids=stop_ids, stops=all_stops, n=n, max_new_tokens=kw.get("max_new_tokens"), width=width,
-                    skip=g.skip_special_tokens)
-        return kw, prompts, info
-
-    def _responses(self, out, prompts, info) -> list[list[Response]]:
-        res = []
-        for i, p in enumerate(prompts):
-            row = []
-            for j in range(info["n"]):
-                ids = out[i * info["n"] + j, info["width"]:].tolist()
-                text, length, reason = cut_reply(ids, self.tokenizer, info["stop_ids"], info["stops"], info["max_new_tokens"], info["skip"])
-                row.append(Response(text, length, len(p), reason))
-            res.append(row)
-        return res
-
+    # the public methods: each prepares its requests, hands them to the batcher and waits for their replies
     def batch_chat_sync(self, conversations, system=None, tools=None, reply_prefix:str="", **gen) -> list[list[Response]]:
-        "Replies to each conversation of a batch, generated together (each continuing `reply_prefix`)"
-        kw, prompts, info = self._prepare(conversations, system, tools, gen, reply_prefix)
-        with self._slots, torch.inference_mode(): out = self._generate(**kw)
-        return self._responses(out, prompts, info)
+        "Replies to each conversation (each continuing `reply_prefix`), generated together"
+        reqs = self._prepare(conversations, system, tools, gen, reply_prefix)
+        self._submit(reqs)
+        return [r.future.result() for r in reqs]
 
     async def chat(self, messages, system=None, tools=None, reply_prefix:str="", **gen) -> list[Response]:
+        if gen.get("images") is not None: gen["images"] = [gen["images"]]  # one conversation's images
         return (await self.batch_chat([messages], system, tools, reply_prefix, **gen))[0]
 
     async def batch_chat(self, conversations, system=None, tools=None, reply_prefix:str="", **gen) -> list[list[Response]]:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: self.batch_chat_sync(conversations, system, tools, reply_prefix, **gen))
+        reqs = await asyncio.get_running_loop().run_in_executor(self._pool, lambda: self._prepare(conversations, system, tools, gen, reply_prefix))
+        self._submit(reqs)
+        try: return [await asyncio.wrap_future(r.future) for r in reqs]
+        except asyncio.CancelledError:  # the caller went away (a closed connection): its rows stop at the next token
+            for r in reqs: r.cancelled = True
+            raise
 
     def stream_sync(self, messages, system=None, tools=None, stats:dict|None=None, reply_prefix:str="", **gen) -> "_Stream":
         "A `_Stream` of text pieces of the reply (what follows `reply_prefix`)"
-        from transformers import TextIteratorStreamer
         if gen.get("n", 1) not in (1, None): raise ValueError("streaming gives one reply: n must be 1")
-        kw, prompts, info = self._prepare([messages], system, tools, gen, reply_prefix)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=info["skip"])
-        return _Stream(self, kw, streamer, prompts, info, stats)
+        if gen.get("images") is not None: gen["images"] = [gen["images"]]
+        (req,) = self._prepare([messages], system, tools, gen, reply_prefix)
+        if not req.batchable: raise ValueError("streaming needs num_beams: 1 (beam search picks its reply at the end)")
+        req.pieces = queue.SimpleQueue()
+        self._submit([req])
+        return _Stream(self, req, stats)
 
     async def stream_chat(self, messages, system=None, tools=None, stats:dict|None=None, reply_prefix:str="", **gen) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
@@ -245,76 +139,193 @@ class HuggingfaceEngine(BaseEngine):
             while (piece := await loop.run_in_executor(self._pool, next, stream, None)) is not None: yield piece
         finally: stream.cancel()
 
-    # -- scores ----------------------------------------------------------------------------------------------------
     def get_scores_sync(self, texts:list[str], max_length:int|None=None) -> list[float]:
         "The reward model's score of each text (already rendered with the template)"
-        if self.can_generate: raise ValueError("this model generates text; scores need a reward model (a value head or a sequence-classification model)")
-        if not texts: return []
-        with self._slots, torch.inference_mode():  # tokenizing with truncation changes the tokenizer's state: inside the slot
-            enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length or self.context,
-                                 add_special_tokens=False, return_tensors="pt").to(self.model.device)
-            last = enc["attention_mask"].sum(-1) - 1  # right padding: the last real token
-            if self.value_head is None: values = self.model(**enc).logits[:, 0]
-            else:
-                hidden = self.model(**enc, output_hidden_states=True).hidden_states[-1].float()
-                values = (hidden[torch.arange(len(texts)), last] @ self.v_w.T).squeeze(-1) + self.v_b
-        return [float(v) for v in values.float().cpu()]
+        return self._score(texts, max_length)
 
     async def get_scores(self, texts, max_length=None) -> list[float]:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: self.get_scores_sync(texts, max_length))
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: self._score(texts, max_length))
 
+# %% ../nbs/11_chat.ipynb #88dea882
+class _Request:
+    "One prompt in the engine's queue: its settings, the tokens generated so far, and where its reply goes"
+    def __init__(self, ids:list[int], kw:dict, limit:int, stops:list[str], text_stops:list[str], stop_ids:list[int], n:int, skip:bool):
+        self.ids, self.kw, self.limit, self.stops, self.stop_ids, self.n, self.skip = ids, kw, limit, stops, stop_ids, n, skip
+        self.text_stops = text_stops  # the stops looked for in the text (not those that are single end tokens, checked as ids)
+        self.tail = max(map(len, text_stops), default=0) + 2  # tokens enough to hold a stop string (a token has at least one character)
+        self.key = repr(sorted(kw.items()))  # requests with equal keys can share a batch
+        self.batchable = n == 1 and kw.get("num_beams", 1) == 1
+        self.tokens, self.finished, self.cancelled, self.pieces, self.result = [], False, False, None, None  # pieces: a queue of token ids when streamed
+        self.mm = None  # the image tensors of a prompt with images (such a request is generated on its own)
+        self.future, self.t0 = concurrent.futures.Future(), time.monotonic()
+
+@_method(HuggingfaceEngine)
+def _prepare(self, conversations, system, tools, gen, reply_prefix:str="") -> list[_Request]:
+    "One `_Request` per conversation; `ValueError` for a conversation or setting that cannot be served"
+    if not self.can_generate: raise ValueError("this model is a reward model: it scores texts (get_scores) but does not generate")
+    gen = dict(gen); images = gen.pop("images", None) or [None] * len(conversations)
+    g, n, stops = generation_settings(self.generating_args, **gen)
+    system = system if system is not None else g.default_system
+    conversations, mm = zip(*[self._with_images(c, imgs) for c, imgs in zip(conversations, images)]) if conversations else ((), ())
+    prompts = [encode_prompt(self.template, self.tokenizer, c, system, tools, self.context, reply_prefix, enable_thinking=g.enable_thinking) for c in conversations]
+    kw = g.to_dict()
+    max_new, max_length = kw.pop("max_new_tokens", None), kw.pop("max_length", None)
+    if n > 1 and not g.do_sample and kw.get("num_beams", 1) < n: kw["num_beams"] = n
+    stop_ids = self.template.stop_token_ids(self.tokenizer)
+    kw.update(num_return_sequences=n, eos_token_id=stop_ids)
+    all_stops = list(dict.fromkeys(self.template.stop + stops))
+    single = {s for s in all_stops if (e := self.tokenizer.encode(s, add_special_tokens=False)) and len(e) == 1 and e[0] in stop_ids}
+    text_stops = [s for s in all_stops if s and s not in single]
+    limit = lambda p: min(max_new, self.context - len(p)) if max_new is not None else max(1, min(max_length, self.context) - len(p))
+    reqs = [_Request(p, kw, limit(p), all_stops, text_stops, stop_ids, n, g.skip_special_tokens) for p in prompts]
+    for r, x in zip(reqs, mm): r.mm = x
+    return reqs
+
+@_method(HuggingfaceEngine)
+def _with_images(self, messages:list[dict], images:list|None) -> tuple[list[dict], dict|None]:
+    "`(messages, image tensors)`: each `<image>` of the messages expanded into the model's image tokens (placed before the first user text when there is none)"
+    if not images: return messages, None
+    if self.media is None or self.plugin.image_token is None:
+        raise ValueError(f"this model ({self.model_args.model_name_or_path}) with template {self.template.name!r} takes no images: serve a vision-language model with its template")
+    loaded = self.plugin.images(images, self.media)
+    if not any(IMAGE_PLACEHOLDER in str(m.get("content") or "") for m in messages):
+        k = next((i for i, m in enumerate(messages) if m.get("role") == "user"), 0)
+        messages = [dict(m, content=IMAGE_PLACEHOLDER * len(loaded) + (m.get("content") or "")) if i == k else m for i, m in enumerate(messages)]
+    return self.plugin.expand(messages, loaded, self.media), self.plugin.mm_inputs(loaded, self.media)
+
+# %% ../nbs/11_chat.ipynb #4b686722
+class _Watch:
+    "A stopping criterion following each row of a batch: records its tokens, streams them, and ends it at its own stop"
+    def __init__(self, engine, batch:list[_Request]): self.engine, self.batch = engine, batch
+    def __call__(self, input_ids, scores, **kw) -> torch.Tensor:
+        new = input_ids[:, -1].tolist()
+        for r, t in zip(self.batch, new):
+            if r.finished: continue
+            r.tokens.append(t)
+            end = t in r.stop_ids or len(r.tokens) >= r.limit or r.cancelled
+            if not end and r.text_stops:
+                tail = self.engine.tokenizer.decode(r.tokens[-r.tail:], skip_special_tokens=r.skip)
+                end = cut_at_stop(tail, r.text_stops)[1]
+            if r.pieces is not None and t not in r.stop_ids: r.pieces.put(t)
+            if end: self.engine._settle(r, [r.tokens])
+        return torch.tensor([r.finished for r in self.batch], dtype=torch.bool, device=input_ids.device)
+
+@_method(HuggingfaceEngine)
+def _settle(self, r:_Request, rows:list[list[int]]):
+    "Cut request `r`'s replies from its generated `rows` (one per reply) into `r.result`; a streaming consumer gets the end mark"
+    if r.finished and r.result is not None: return
+    r.finished = True
+    cut = [cut_reply(ids, self.tokenizer, r.stop_ids, r.stops, r.limit, r.skip) for ids in rows]
+    r.result = [Response(text, length, len(r.ids), reason) for text, length, reason in cut]
+    if r.pieces is not None: r.pieces.put(None)
+
+# %% ../nbs/11_chat.ipynb #d1452c8b
+@_method(HuggingfaceEngine)
+def _submit(self, reqs:list[_Request]):
+    "Queue `reqs` for generation (together), starting a generation thread if fewer than `MAX_CONCURRENT` run"
+    with self._cond:
+        self._waiting.extend(reqs)
+        self._cond.notify_all()
+        if len(self._workers) < self.slots:
+            t = threading.Thread(target=self._serve, daemon=True, name="llmf-batcher")
+            self._workers.append(t); t.start()
+
+@_method(HuggingfaceEngine)
+def _next_batch(self) -> list[_Request]|None:
+    "The oldest waiting request and those that can share its batch (after the batch wait); None after a second without work"
+    with self._cond:
+        if not self._waiting and not self._cond.wait_for(lambda: self._waiting, timeout=1.0):
+            self._workers.remove(threading.current_thread()); return None
+        first = self._waiting[0]
+        while len(self._waiting) < self.max_batch and (left := first.t0 + self.batch_wait - time.monotonic()) > 0: self._cond.wait(left)
+        if not first.batchable or first.mm is not None: batch = [first]  # a prompt with images goes alone
+        else: batch = [r for r in self._waiting if r.batchable and r.mm is None and r.key == first.key][:self.max_batch]
+        taken = set(map(id, batch))
+        self._waiting = [r for r in self._waiting if id(r) not in taken]
+        return batch
+
+@_method(HuggingfaceEngine)
+def _serve(self):
+    "A generation thread: batches until the queue stays empty; an error fails the batch it happened in"
+    while (batch := self._next_batch()) is not None:
+        try: self._run_batch(batch)
+        except Exception as e:
+            for r in batch:
+                if not r.future.done():
+                    r.finished = True; r.future.set_exception(e)
+                    if r.pieces is not None: r.pieces.put(None)
+
+@_method(HuggingfaceEngine)
+def _run_batch(self, batch:list[_Request]):
+    "Generate `batch` with one `generate` call, settling each request"
+    for r in batch:
+        if r.cancelled: self._settle(r, [[]] * r.n); r.future.set_result(r.result)
+    batch = [r for r in batch if not r.cancelled]
+    if not batch: return
+    stop_ids = batch[0].stop_ids
+    pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else stop_ids[0]
+    width = max(len(r.ids) for r in batch)
+    input_ids = torch.tensor([[pad] * (width - len(r.ids)) + r.ids for r in batch], device=self.model.device)
+    mask = torch.tensor([[0] * (width - len(r.ids)) + [1] * len(r.ids) for r in batch], device=self.model.device)
+    kw = dict(batch[0].kw, input_ids=input_ids, attention_mask=mask, pad_token_id=pad, max_new_tokens=max(r.limit for r in batch))
+    if batch[0].mm is not None:
+        kw.update({k: v.to(self.model.device) for k, v in (batch[0].mm | self.plugin.token_type_ids(input_ids, self.tokenizer)).items()})
+    from transformers import StoppingCriteriaList
+    if batch[0].batchable: kw["stopping_criteria"] = StoppingCriteriaList([_Watch(self, batch)])
+    else:  # n > 1 or beam search: rows are replies, not requests; stop strings end the whole generation
+        multi = [s for s in batch[0].text_stops if len(self.tokenizer.encode(s, add_special_tokens=False)) > 1]
+        if multi: kw.update(stop_strings=multi, tokenizer=self.tokenizer)
+    with self._slots, torch.inference_mode(): out = self._generate(**kw)
+    for i, r in enumerate(batch):
+        if r.result is None: self._settle(r, [out[i * r.n + j, width:].tolist() for j in range(r.n)])
+        r.future.set_result(r.result)
+
+# %% ../nbs/11_chat.ipynb #28d4f1cc
 class _Stream:
-    "Text pieces of one reply, generated in a thread; `cancel()` ends generation early"
-    def __init__(self, engine, kw, streamer, prompts, info, stats):
-        self.streamer, self.info, self.stats, self.prompts = streamer, info, stats, prompts
-        self.text, self.sent, self.done, self.error, self.out = "", 0, False, None, None
-        self.event = threading.Event()
-        from transformers import StoppingCriteriaList
-        kw = dict(kw, streamer=streamer, stopping_criteria=StoppingCriteriaList([_Cancel(self.event)]))
-        def run():
-            try:
-                with engine._slots, torch.inference_mode():
-                    if self.event.is_set(): return
-                    self.out = engine._generate(**kw)
-            except Exception as e: self.error = e
-            finally: streamer.end()
-        self.engine = engine
-        self.thread = threading.Thread(target=run, daemon=True, name="llmf-stream")
-        self.thread.start()
+    "Text pieces of one reply, as the batcher generates its tokens; `cancel()` ends its row early"
+    def __init__(self, engine, req:_Request, stats:dict|None):
+        self.engine, self.req, self.stats = engine, req, stats
+        self.ids, self.sent, self.done = [], 0, False
 
-    def cancel(self): self.event.set()
+    def cancel(self): self.req.cancelled = True
     def __iter__(self): return self
     def __next__(self) -> str:
         while not self.done:
-            try: piece = next(self.streamer)
-            except StopIteration: piece = None
-            if piece is None:  # generation ended
+            t = self.req.pieces.get()
+            if t is None:  # the row is settled: send the rest of its reply
                 self.done = True
-                self.thread.join()
-                if self.error is not None: raise self.error
-                self._finish()
-                rest = self.text[self.sent:]
-                self.sent = len(self.text)
+                reply = (self.req.result or self.req.future.result())[0]  # the future raises generation's error
+                if self.stats is not None:
+                    self.stats.update(prompt_length=reply.prompt_length, response_length=reply.response_length, finish_reason=reply.finish_reason)
+                rest = reply.response_text[self.sent:]
+                self.sent = len(reply.response_text)
                 if rest: return rest
                 break
-            self.text += piece
-            cut, stopped = cut_at_stop(self.text, self.info["stops"])
-            if stopped:
-                self.text, self.done = cut, True
-                self.cancel(); self.thread.join()
-                self._finish(stopped=True)
-            else: cut = self.text[:safe_prefix_len(self.text, self.info["stops"])]
-            piece, self.sent = cut[self.sent:], len(cut)
-            if piece: return piece
+            self.ids.append(t)
+            text = self.engine.tokenizer.decode(self.ids, skip_special_tokens=self.req.skip)
+            if text.endswith("\ufffd"): continue  # a character split across tokens
+            text = cut_at_stop(text, self.req.stops)[0]
+            upto = min(safe_prefix_len(text, self.req.stops), len(text) if text.endswith("\n") else text.rfind(" ") + 1)
+            if upto > self.sent:
+                piece, self.sent = text[self.sent:upto], upto
+                return piece
         raise StopIteration
 
-    def _finish(self, stopped:bool=False):
-        if self.stats is None: return
-        length, reason = 0, "stop"
-        if self.out is not None:
-            ids = self.out[0, self.info["width"]:].tolist()
-            _, length, reason = cut_reply(ids, self.engine.tokenizer, self.info["stop_ids"], self.info["stops"], self.info["max_new_tokens"], self.info["skip"])
-        self.stats.update(prompt_length=len(self.prompts[0]), response_length=length, finish_reason="stop" if stopped else reason)
+# %% ../nbs/11_chat.ipynb #f36309e9
+@_method(HuggingfaceEngine)
+def _score(self, texts:list[str], max_length:int|None=None) -> list[float]:
+    "The reward model's score of each text (already rendered with the template)"
+    if self.can_generate: raise ValueError("this model generates text; scores need a reward model (a value head or a sequence-classification model)")
+    if not texts: return []
+    with self._slots, torch.inference_mode():  # tokenizing with truncation changes the tokenizer's state: inside the slot
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length or self.context,
+                             add_special_tokens=False, return_tensors="pt").to(self.model.device)
+        last = enc["attention_mask"].sum(-1) - 1  # right padding: the last real token
+        if self.value_head is None: values = self.model(**enc).logits[:, 0]
+        else:
+            hidden = self.model(**enc, output_hidden_states=True).hidden_states[-1].float()
+            values = (hidden[torch.arange(len(texts)), last] @ self.v_w.T).squeeze(-1) + self.v_b
+    return [float(v) for v in values.float().cpu()]
 
 # %% ../nbs/11_chat.ipynb #4d167bdf
 def get_engine(model_args, data_args, finetuning_args, generating_args) -> BaseEngine:
@@ -342,6 +353,8 @@ class ChatModel:
     def template(self): return self.engine.template
     @property
     def can_generate(self) -> bool: return self.engine.can_generate
+    @property
+    def engine_takes_images(self) -> bool: return getattr(self.engine, "media", None) is not None
 
     def _run(self, coro):
         if self._loop is None:

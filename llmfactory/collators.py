@@ -38,14 +38,35 @@ class SFTCollator:
     pad_to_multiple_of: int|None = 8
     label_pad_token_id: int = IGNORE_INDEX
     padding_free: bool = False  # the batch as ONE row, examples kept apart by `position_ids`: no padding, the same loss
+    plugin: Any = None  # a vision-language model's media plugin (`llmfactory.mm_plugin`)
+    processor: Any = None  # and its `MediaProcessor`
 
     @property
     def pad_id(self) -> int:
         "The pad token id (the eos id when the tokenizer has no pad token)"
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
 
+    def media(self, images:list[list], input_ids) -> dict:
+        "The model inputs of the images of a batch (one list per row, in row order) whose padded ids are `input_ids`"
+        flat = [x for row in images for x in (row or [])]
+        if not flat: return {}
+        if self.plugin is None or self.processor is None:
+            raise ValueError("a batch holds images but the collator has no media plugin: train a vision-language model with its template")
+        loaded = self.plugin.images(flat, self.processor)
+        return self.plugin.mm_inputs(loaded, self.processor) | self.plugin.token_type_ids(input_ids, self.tokenizer)
+
     def __call__(self, rows:list[dict]) -> dict:
-        if self.padding_free and len(rows) > 1 and "position_ids" not in rows[0]: rows = [flatten_rows(rows, self.label_pad_token_id)]
+        images = [r.get("images") or [] for r in rows]
+        if any(images): return self._with_media(rows, images)
+        return self._call(rows)
+
+    def _with_media(self, rows, images):
+        out = self._call(rows, padding_free=False)  # image positions need the rows apart
+        return out | self.media(images, out["input_ids"])
+
+    def _call(self, rows:list[dict], padding_free:bool|None=None) -> dict:
+        padding_free = self.padding_free if padding_free is None else padding_free
+        if padding_free and len(rows) > 1 and "position_ids" not in rows[0]: rows = [flatten_rows(rows, self.label_pad_token_id)]
         ids = pad_to([r["input_ids"] for r in rows], self.pad_id, self.pad_to_multiple_of)
         n = ids.shape[1]
         labels = [r["labels"] if "labels" in r else r["input_ids"] for r in rows]
@@ -61,7 +82,8 @@ class SFTCollator:
 class PairwiseCollator(SFTCollator):
     "One batch of 2B rows: the chosen replies, then the rejected ones"
     def __call__(self, rows:list[dict]) -> dict:
-        flat = [{k: r[f"{side}_{k}"] for k in ("input_ids", "attention_mask", "labels")} for side in ("chosen", "rejected") for r in rows]
+        flat = [{k: r[f"{side}_{k}"] for k in ("input_ids", "attention_mask", "labels")} | {"images": r.get("images")}
+                for side in ("chosen", "rejected") for r in rows]
         return super().__call__(flat)
 
 # %% ../nbs/04b_collators.ipynb #0ef518de
@@ -70,8 +92,8 @@ class KTOCollator(SFTCollator):
     "Target rows, `kl_*` rows and `kto_tags`"
     def __call__(self, rows:list[dict]) -> dict:
         import torch
-        out = super().__call__([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
-        kl = super().__call__([{k: r[f"kl_{k}"] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
+        out = super().__call__([{k: r[k] for k in ("input_ids", "attention_mask", "labels", "images") if k in r} for r in rows])
+        kl = super().__call__([{k: r[f"kl_{k}"] for k in ("input_ids", "attention_mask", "labels")} | {"images": r.get("images")} for r in rows])
         out.update({f"kl_{k}": v for k, v in kl.items()})
         out["kto_tags"] = torch.tensor([bool(r["kto_tags"]) for r in rows])
         return out
@@ -86,7 +108,7 @@ class UnsupervisedCollator(SFTCollator):
         if "labels" in rows[0]: out["labels"] = pad_to([r["labels"] for r in rows], self.label_pad_token_id, self.pad_to_multiple_of)
         for k in ("prompt", "reference"):
             if k in rows[0]: out[k] = [r[k] for r in rows]
-        return out
+        return out | self.media([r.get("images") or [] for r in rows], ids)
 
 # %% ../nbs/04b_collators.ipynb #9c33e9e0
 COLLATORS = {"pt": SFTCollator, "sft": SFTCollator, "rm": PairwiseCollator, "dpo": PairwiseCollator, "kto": KTOCollator,

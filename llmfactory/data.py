@@ -12,6 +12,7 @@ from typing import Any
 
 from .hparams import ConfigError, DataArguments, PAIRWISE_STAGES
 from .template import Template
+from .mm_plugin import IMAGE_PLACEHOLDER, MediaError, check_placeholders, image_refs
 from .processors import IGNORE_INDEX, infer_seqlen, encode_supervised, preprocess_supervised, get_preprocess, STAGE_KINDS, EncodeError
 from .collators import get_collator
 
@@ -41,7 +42,7 @@ SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human"
                  "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}
 OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
                "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}
-MEDIA_COLUMNS = ("images", "videos", "audios")  # LLaMA-Factory's multimodal columns, refused until multimodal training exists
+MEDIA_COLUMNS = ("images", "videos", "audios")  # LLaMA-Factory's multimodal columns (images trained; videos and audios refused for now)
 COLUMN_KEYS = ("prompt", "query", "response", "history", "messages", "system", "tools", *MEDIA_COLUMNS, "chosen", "rejected", "kto_tag")
 TAG_KEYS = tuple(SHAREGPT_TAGS)
 
@@ -474,7 +475,7 @@ def aligned_features():
     call = {"type": Value("string"), "function": {"name": Value("string"), "arguments": Value("string")}}
     msg = {"role": Value("string"), "content": Value("string"), "tool_calls": List(call)}
     return Features({"_prompt": List(msg), "_response": List(msg), "_system": Value("string"), "_tools": Value("string"),
-                     "_kto_tag": Value("bool"), "_error": Value("string")})
+                     "_kto_tag": Value("bool"), "_images": List(Value("string")), "_error": Value("string")})
 
 def parse_placeholders(p) -> dict:
     "`placeholders` (\"k=v,k2=v2\" or a dict) as a dict"
@@ -507,15 +508,22 @@ def _row_converter(attr, data_args, stage):
         for m in msgs:
             for k, v in fill.items(): m["content"] = m["content"].replace("{{" + k + "}}", v)
         return msgs
-    empty = {"_prompt": [], "_response": [], "_system": "", "_tools": "", "_kto_tag": None}
+    empty = {"_prompt": [], "_response": [], "_system": "", "_tools": "", "_kto_tag": None, "_images": []}
     media = [(m, attr.columns.get(m) or m) for m in MEDIA_COLUMNS]
+    media_dir = Path(data_args.media_dir or data_args.dataset_dir or ".")
     def one(r, i):
         try:
+            images = []
             for m, c in media:
-                if r.get(c) not in (None, "", []):
-                    raise RowError(f"{_where(attr, i)}: field {c!r} holds {m}, but multimodal data is not supported yet; "
+                if r.get(c) in (None, "", []): continue
+                if m != "images":
+                    raise RowError(f"{_where(attr, i)}: field {c!r} holds {m}, but llmfactory trains on images only for now; "
                                    f"remove the field (and the <{m[:-1]}> placeholders) or the rows that have it")
-            o, err = convert(r, attr, i, need), ""
+                images = image_refs(r[c], media_dir, lambda msg: RowError(f"{_where(attr, i)}: {msg}"))
+            o, err = dict(convert(r, attr, i, need), _images=images), ""
+            if images or any(IMAGE_PLACEHOLDER in (x.get("content") or "") for x in o["_prompt"] + o["_response"]):
+                try: check_placeholders(o["_prompt"] + o["_response"], images=images)
+                except MediaError as e: raise RowError(f"{_where(attr, i)}: {e}") from None
         except RowError as e: o, err = empty, str(e)
         if fill: o = dict(o, _prompt=_fill(o["_prompt"]), _response=_fill(o["_response"]), _system=(o["_system"] and _fill([_msg("system", o["_system"])])[0]["content"]))
         return o, err
@@ -557,7 +565,7 @@ def align_dataset(ds, attr:DatasetAttr, data_args:DataArguments|None=None, stage
     if errors: ds = ds.filter(lambda e: not e, input_columns="_error")
     return ds.remove_columns("_error")
 
-ALIGNED_COLUMNS = ("_prompt", "_response", "_system", "_tools", "_kto_tag")
+ALIGNED_COLUMNS = ("_prompt", "_response", "_system", "_tools", "_kto_tag", "_images")
 
 def align_rows(rows:list[dict], attr:DatasetAttr, data_args:DataArguments|None=None, stage:str="sft", report:dict|None=None,
                columns:list[str]|None=None) -> dict[str, list]:
@@ -586,9 +594,9 @@ def merge_datasets(parts:list, data_args:DataArguments, seed:int=42):
 def check_stage_data(attrs:list[DatasetAttr], stage:str) -> None:
     "Raise `DataError` if the datasets do not suit `stage` (pairwise stages need ranking data and vice versa)"
     for a in attrs:
-        if media := [m for m in MEDIA_COLUMNS if a.columns.get(m)]:
-            raise DataError(f"dataset {a.name!r}: multimodal data is not supported yet; its dataset_info.json entry maps {'/'.join(media)} columns. "
-                            f"Remove them (and the <image>/<video>/<audio> placeholders) to train on the text alone")
+        if media := [m for m in ("videos", "audios") if a.columns.get(m)]:
+            raise DataError(f"dataset {a.name!r}: llmfactory trains on images only for now; its dataset_info.json entry maps {'/'.join(media)} columns. "
+                            f"Remove them (and the <video>/<audio> placeholders) to train on the rest")
         if stage in PAIRWISE_STAGES and not a.ranking:
             raise DataError(f"stage {stage} needs pairwise data (chosen/rejected), but dataset {a.name!r} is not marked \"ranking\": true in dataset_info.json")
         if stage not in PAIRWISE_STAGES and a.ranking:
@@ -604,19 +612,6 @@ def natural_stage(attr:DatasetAttr) -> str:
     return "sft"
 
 # %% ../nbs/04_data.ipynb #c0ad649b
-def _label_key(stage): return {"pairwise": "chosen_labels", "supervised": "labels", "feedback": "labels"}.get(STAGE_KINDS.get(stage))
-
-def _check_labels(ds, data_args, stage="sft"):
-    key = _label_key(stage)
-    if data_args.streaming or key is None or key not in ds.column_names or len(ds) == 0: return
-    _check_label_rows(ds[key], data_args)
-
-def _check_label_rows(rows, data_args):
-    empty = sum(labels.count(IGNORE_INDEX) == len(labels) for labels in rows)
-    if empty * 2 >= len(rows):
-        raise DataError(f"cutoff_len={data_args.cutoff_len} leaves no reply tokens in {empty} of the {len(rows)} rows: raise cutoff_len")
-    if empty: print(f"warning: {empty} of {len(rows)} rows have no reply tokens left after truncation to cutoff_len={data_args.cutoff_len}")
-
 def load_aligned(names, data_args:DataArguments, stage:str="sft", seed:int=42, reports:dict|None=None):
     "The datasets `names` loaded, aligned and mixed (not tokenized)"
     attrs = get_dataset_attrs(names, data_args.dataset_dir)
@@ -645,6 +640,7 @@ def aligned_columns(names, data_args:DataArguments, stage:str="sft", seed:int=42
         for k in out: out[k] += part[k]
     return out
 
+# %% ../nbs/04_data.ipynb #3f523c3f
 def _as_arrays(fn):
     "`fn` with its token-id columns as numpy arrays, which `datasets` writes without inspecting every value"
     import numpy as np
@@ -664,11 +660,11 @@ def _with_tool_format(template, data_args):
 def _encode_error(e, template, data_args, stage):
     return DataError(f"dataset {', '.join(data_args.dataset or [])}: cannot tokenize for stage {stage} with template {template.name!r}: {e}")
 
-def tokenize_dataset(ds, template:Template, tokenizer, data_args:DataArguments, stage:str="sft"):
-    "Aligned rows tokenized for `stage` (with `data_args.tool_format`, if set, instead of the template's)"
+def tokenize_dataset(ds, template:Template, tokenizer, data_args:DataArguments, stage:str="sft", processor=None):
+    "Aligned rows tokenized for `stage` (with `data_args.tool_format`, if set, instead of the template's; `processor`: a VLM's)"
     template = _with_tool_format(template, data_args)
-    fn = _as_arrays(get_preprocess(stage, template, tokenizer, data_args))
-    cols = ["_prompt", "_response", "_system", "_tools", "_kto_tag"]
+    fn = _as_arrays(get_preprocess(stage, template, tokenizer, data_args, processor))
+    cols = [c for c in ALIGNED_COLUMNS if c in (ds.column_names or ALIGNED_COLUMNS)]
     kw = {} if data_args.streaming else dict(num_proc=w if (w := data_args.preprocessing_num_workers) and w > 1 else None, desc=f"Tokenizing for {stage}",
                                              load_from_cache_file=not data_args.overwrite_cache)
     if data_args.overwrite_cache and not data_args.streaming:  # the cache is not read: name the output without hashing the tokenizer
@@ -677,10 +673,10 @@ def tokenize_dataset(ds, template:Template, tokenizer, data_args:DataArguments, 
     try: return ds.map(fn, batched=True, with_indices=True, batch_size=data_args.preprocessing_batch_size, remove_columns=cols, **kw)
     except EncodeError as e: raise _encode_error(e, template, data_args, stage) from None
 
-def tokenize_columns(cols:dict[str, list], template:Template, tokenizer, data_args:DataArguments, stage:str="sft") -> dict[str, list]:
+def tokenize_columns(cols:dict[str, list], template:Template, tokenizer, data_args:DataArguments, stage:str="sft", processor=None) -> dict[str, list]:
     "Aligned columns tokenized for `stage` in this process, cut into the batches `tokenize_dataset` gives each worker (so the same rows)"
     template = _with_tool_format(template, data_args)
-    fn, n = get_preprocess(stage, template, tokenizer, data_args), len(cols["_prompt"])
+    fn, n = get_preprocess(stage, template, tokenizer, data_args, processor), len(cols["_prompt"])
     w = data_args.preprocessing_num_workers
     shards = max(1, min(w, n)) if w and w > 1 else 1
     size = data_args.preprocessing_batch_size if data_args.preprocessing_batch_size and data_args.preprocessing_batch_size > 0 else max(n, 1)
@@ -695,21 +691,37 @@ def tokenize_columns(cols:dict[str, list], template:Template, tokenizer, data_ar
             for k, v in res.items(): out.setdefault(k, []).extend(v)
     return out
 
-def _prepare(names, template, tokenizer, data_args, stage, seed, reports, check=False):
+# %% ../nbs/04_data.ipynb #1fadfa70
+def _label_key(stage): return {"pairwise": "chosen_labels", "supervised": "labels", "feedback": "labels"}.get(STAGE_KINDS.get(stage))
+
+def _check_labels(ds, data_args, stage="sft"):
+    key = _label_key(stage)
+    if data_args.streaming or key is None or key not in ds.column_names or len(ds) == 0: return
+    _check_label_rows(ds[key], data_args)
+
+def _check_label_rows(rows, data_args):
+    empty = sum(labels.count(IGNORE_INDEX) == len(labels) for labels in rows)
+    if empty * 2 >= len(rows):
+        raise DataError(f"cutoff_len={data_args.cutoff_len} leaves no reply tokens in {empty} of the {len(rows)} rows: raise cutoff_len")
+    if empty: print(f"warning: {empty} of {len(rows)} rows have no reply tokens left after truncation to cutoff_len={data_args.cutoff_len}")
+
+# %% ../nbs/04_data.ipynb #35a16eeb
+def _prepare(names, template, tokenizer, data_args, stage, seed, reports, check=False, processor=None):
     "`names` loaded, aligned, mixed and tokenized: in memory for small local json files, otherwise with `datasets`"
     import datasets
     cols = aligned_columns(names, data_args, stage, seed, reports)
     if cols is None:
         ds = load_aligned(names, data_args, stage, seed, reports)
         if data_args.streaming: ds = ds.shuffle(buffer_size=data_args.buffer_size, seed=seed)
-        ds = tokenize_dataset(ds, template, tokenizer, data_args, stage)
+        ds = tokenize_dataset(ds, template, tokenizer, data_args, stage, processor)
         if check: _check_labels(ds, data_args, stage)
         return ds
-    out = tokenize_columns(cols, template, tokenizer, data_args, stage)
+    out = tokenize_columns(cols, template, tokenizer, data_args, stage, processor)
     key = _label_key(stage)
     if check and out.get(key): _check_label_rows(out[key], data_args)
     return columns_dataset(out)
 
+# %% ../nbs/04_data.ipynb #d85bcba5
 OPTIMIZED_INT_TYPES = {"attention_mask": "int8", "special_tokens_mask": "int8", "input_ids": "int32", "token_type_ids": "int8"}  # as `datasets` stores them
 
 def _int_list_array(v:list, name:str):
@@ -741,6 +753,7 @@ def columns_dataset(cols:dict[str, list]):
         return datasets.Dataset(table, info=datasets.DatasetInfo(features=datasets.Features(features)), fingerprint=generate_random_fingerprint())
     except (ImportError, AttributeError, TypeError): return datasets.Dataset.from_dict(cols)  # another `datasets` version
 
+# %% ../nbs/04_data.ipynb #25e24dfd
 def _split(ds, data_args, seed):
     if not data_args.val_size: return {"train_dataset": ds}
     if data_args.streaming:
@@ -750,7 +763,7 @@ def _split(ds, data_args, seed):
     split = ds.train_test_split(test_size=size, seed=seed)
     return {"train_dataset": split["train"], "eval_dataset": split["test"]}
 
-def get_dataset(data_args:DataArguments, template:Template, tokenizer, stage:str="sft", seed:int=42, reports:dict|None=None) -> dict:
+def get_dataset(data_args:DataArguments, template:Template, tokenizer, stage:str="sft", seed:int=42, reports:dict|None=None, processor=None) -> dict:
     "`train_dataset` (and `eval_dataset` if asked for) tokenized for `stage`"
     import datasets
     path = Path(data_args.tokenized_path) if data_args.tokenized_path else None
@@ -762,9 +775,9 @@ def get_dataset(data_args:DataArguments, template:Template, tokenizer, stage:str
         print(f"loaded the tokenized dataset from {path} (delete it or set overwrite_cache: true to tokenize again)")
         each = {k.removeprefix("validation_"): dd[k] for k in dd if k.startswith("validation_")}
         return {"train_dataset": dd["train"], **({"eval_dataset": dd["validation"]} if "validation" in dd else {"eval_dataset": each} if each else {})}
-    ds = _prepare(data_args.dataset, template, tokenizer, data_args, stage, seed, reports, check=True)
+    ds = _prepare(data_args.dataset, template, tokenizer, data_args, stage, seed, reports, check=True, processor=processor)
     if data_args.eval_dataset:
-        ev = lambda names: _prepare(names, template, tokenizer, data_args, stage, seed, reports)
+        ev = lambda names: _prepare(names, template, tokenizer, data_args, stage, seed, reports, processor=processor)
         if data_args.eval_on_each_dataset and len(data_args.eval_dataset) > 1: out = {"train_dataset": ds, "eval_dataset": {n: ev([n]) for n in data_args.eval_dataset}}
         else: out = {"train_dataset": ds, "eval_dataset": ev(data_args.eval_dataset)}
     else: out = _split(ds, data_args, seed)
@@ -778,13 +791,14 @@ def get_dataset(data_args:DataArguments, template:Template, tokenizer, stage:str
     return out
 
 # %% ../nbs/04_data.ipynb #47297ac5
-def check_registry(dataset_dir:str|Path, template:Template, tokenizer, max_samples:int|None=50, cutoff_len:int=256, **kw) -> dict:
-    "Load and tokenize every local entry of `dataset_dir/dataset_info.json` for its natural stage: name -> (stage, rows)"
+def check_registry(dataset_dir:str|Path, template:Template, tokenizer, max_samples:int|None=50, cutoff_len:int=256, vlm:tuple|None=None, **kw) -> dict:
+    "Load and tokenize every local entry of `dataset_dir/dataset_info.json` for its natural stage: name -> (stage, rows); image entries with `vlm` = (template, tokenizer, processor)"
     out = {}
     for name, e in read_dataset_info(dataset_dir).items():
         attr = attr_from_entry(name, e, dataset_dir)
         if attr.load_from != "file" or not Path(attr.path).exists(): continue
         stage = natural_stage(attr)
         da = DataArguments(dataset=name, dataset_dir=str(dataset_dir), max_samples=max_samples, cutoff_len=cutoff_len, **kw)
-        out[name] = (stage, len(get_dataset(da, template, tokenizer, stage=stage)["train_dataset"]))
+        tpl, tok, proc = vlm if attr.columns.get("images") and vlm else (template, tokenizer, None)
+        out[name] = (stage, len(get_dataset(da, tpl, tok, stage=stage, processor=proc)["train_dataset"]))
     return out

@@ -8,9 +8,10 @@ import json, random
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['GENERAL_QA', 'PROSE', 'WORDS', 'DEMO_TOOLS', 'CITIES', 'IDENTITY_QA', 'DEMO_DATASET_INFO', 'arithmetic_rows',
-           'arithmetic_split', 'reversal_rows', 'alpaca_demo', 'demo_corpus', 'preference_rows', 'feedback_rows',
-           'chat_rows', 'tool_rows', 'text_lines', 'identity_rows', 'demo_files', 'write_demo_data']
+__all__ = ['GENERAL_QA', 'PROSE', 'WORDS', 'DEMO_TOOLS', 'CITIES', 'IDENTITY_QA', 'SHAPE_COLOURS', 'SHAPES', 'MLLM_ENTRY',
+           'DEMO_DATASET_INFO', 'arithmetic_rows', 'arithmetic_split', 'reversal_rows', 'alpaca_demo', 'demo_corpus',
+           'preference_rows', 'feedback_rows', 'unpaired_rows', 'write_dataset', 'chat_rows', 'tool_rows', 'text_lines',
+           'identity_rows', 'shape_image', 'shape_rows', 'demo_images', 'demo_files', 'write_demo_data']
 
 # %% ../nbs/00_demo.ipynb #580d218d
 GENERAL_QA = [
@@ -114,10 +115,13 @@ def demo_corpus() -> list[str]:
 # %% ../nbs/00_demo.ipynb #32d7b991
 def _wrong(rng, s): return s + rng.choice([d for d in range(-10, 11) if d and s + d >= 0])
 
-def preference_rows(rows:list[dict], seed:int=0) -> list[dict]:
+def preference_rows(rows:list[dict], seed:int=0,
+                    offsets:list[int]|None=None, # the rejected sum is the sum plus one of these (default: -10..10 but 0, never below 0)
+                   ) -> list[dict]:
     "Alpaca ranking rows: the right sum chosen, a wrong sum rejected"
     rng = random.Random(seed)
-    return [{"instruction": r["instruction"], "input": "", "chosen": r["output"], "rejected": str(_wrong(rng, int(r["output"])))} for r in rows]
+    wrong = (lambda s: s + rng.choice(offsets)) if offsets else (lambda s: _wrong(rng, s))
+    return [{"instruction": r["instruction"], "input": "", "chosen": r["output"], "rejected": str(wrong(int(r["output"])))} for r in rows]
 
 # %% ../nbs/00_demo.ipynb #f9496cd0
 def feedback_rows(rows:list[dict], seed:int=0) -> list[dict]:
@@ -128,6 +132,26 @@ def feedback_rows(rows:list[dict], seed:int=0) -> list[dict]:
         answer = r["output"] if good else str(_wrong(rng, int(r["output"])))
         out.append({"messages": [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": answer}], "label": good})
     return out
+
+# %% ../nbs/00_demo.ipynb #b14a559c
+def _dump(obj): return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
+
+def unpaired_rows(pairs:list[dict]) -> list[dict]:
+    "OpenAI-form rows with a `label` from alpaca ranking rows: each chosen reply true, each rejected reply false"
+    turn = lambda p, reply: [{"role": "user", "content": "\n".join(x for x in (p["instruction"], p.get("input")) if x)}, {"role": "assistant", "content": reply}]
+    return [{"messages": turn(p, p[side]), "label": side == "chosen"} for p in pairs for side in ("chosen", "rejected")]
+
+def write_dataset(path, # the dataset folder (created if missing)
+                  name:str, # the dataset's name in `dataset_info.json`; its file is `name.json`
+                  rows:list[dict], **entry) -> Path:
+    "Write `rows` into `path/name.json` and register it in `path/dataset_info.json` with the entry keys `entry` (ranking, formatting, columns...); returns `path`"
+    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    (path / f"{name}.json").write_text(_dump(rows), encoding="utf-8")
+    info_file = path / "dataset_info.json"
+    info = json.loads(info_file.read_text()) if info_file.exists() else {}
+    info[name] = {"file_name": f"{name}.json", **entry}
+    info_file.write_text(_dump(info), encoding="utf-8")
+    return path
 
 # %% ../nbs/00_demo.ipynb #2e3cbbb5
 def chat_rows(n:int=60, seed:int=0) -> list[dict]:
@@ -188,6 +212,35 @@ def identity_rows() -> list[dict]:
     "Alpaca rows about the assistant itself, with `{{name}}`/`{{author}}` placeholders"
     return [{"instruction": q, "input": "", "output": a} for q, a in IDENTITY_QA]
 
+# %% ../nbs/00_demo.ipynb #08409275
+SHAPE_COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 60, 220), "yellow": (230, 200, 30)}
+SHAPES = ("square", "circle")
+
+def shape_image(colour:str, shape:str="square", size:int=56, seed:int=0):
+    "A `size`-pixel PIL image of one `shape` filled with `colour` (a key of `SHAPE_COLOURS`) at a random place and size"
+    from PIL import Image, ImageDraw
+    rng = random.Random(seed)
+    img = Image.new("RGB", (size, size), (245, 245, 245))
+    s = rng.randint(size // 3, size - 8); x, y = rng.randint(0, size - s), rng.randint(0, size - s)
+    draw = ImageDraw.Draw(img)
+    (draw.rectangle if shape == "square" else draw.ellipse)([x, y, x + s, y + s], fill=SHAPE_COLOURS[colour])
+    return img
+
+def shape_rows(n:int, seed:int=0, image_dir:str="mllm_demo_data") -> tuple[list[dict], dict]:
+    "`n` sharegpt rows asking the colour of the figure in an image (a square or a circle), and the images by relative path"
+    rng, rows, images = random.Random(seed), [], {}
+    for i in range(n):
+        colour, shape = rng.choice(list(SHAPE_COLOURS)), rng.choice(SHAPES)
+        path = f"{image_dir}/{seed}_{i}.png"
+        images[path] = shape_image(colour, shape, seed=rng.randrange(10**9))
+        q = rng.choice(["What colour is the shape?", f"What colour is the {shape}?", "Which colour do you see?"])
+        rows.append({"messages": [{"role": "user", "content": "<image>" + q}, {"role": "assistant", "content": colour}], "images": [path]})
+    return rows, images
+
+MLLM_ENTRY = {"formatting": "sharegpt", "columns": {"messages": "messages", "images": "images"},
+              "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}
+
+
 # %% ../nbs/00_demo.ipynb #c050327d
 DEMO_DATASET_INFO = {
     "alpaca_demo": {"file_name": "alpaca_demo.json"},
@@ -201,12 +254,17 @@ DEMO_DATASET_INFO = {
     "math_pairs_test": {"file_name": "math_pairs_test.json", "ranking": True},
     "math_kto_train": {"file_name": "math_kto_train.json", "formatting": "openai", "columns": {"messages": "messages", "kto_tag": "label"}},
     "math_kto_test": {"file_name": "math_kto_test.json", "formatting": "openai", "columns": {"messages": "messages", "kto_tag": "label"}},
+    "mllm_demo": {"file_name": "mllm_demo.json", **MLLM_ENTRY},
+    "mllm_test": {"file_name": "mllm_test.json", **MLLM_ENTRY},
 }
 
-def _dump(obj): return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
+def demo_images() -> tuple[dict[str, list], dict]:
+    "The image datasets (`mllm_demo`: 160 rows, `mllm_test`: 80 held-out rows) and their images by relative path"
+    (train, a), (test, b) = shape_rows(160, seed=21, image_dir="mllm_demo_data"), shape_rows(80, seed=22, image_dir="mllm_demo_data")
+    return {"mllm_demo.json": train, "mllm_test.json": test}, a | b
 
 def demo_files() -> dict[str, str]:
-    "File name -> text of every demo file"
+    "File name -> text of every demo file (the images are `demo_images`)"
     math_train, math_test = arithmetic_split(2000, 200, seed=7)
     pairs_train, pairs_test = arithmetic_split(1000, 100, seed=11)
     kto_train, kto_test = arithmetic_split(1000, 100, seed=13)
@@ -215,7 +273,7 @@ def demo_files() -> dict[str, str]:
             "chat_demo.json": _dump(chat_rows()), "tool_demo.json": _dump(tool_rows()), "text_demo.txt": "\n".join(text_lines()) + "\n",
             "math_pairs_train.json": _dump(preference_rows(pairs_train, seed=1)), "math_pairs_test.json": _dump(preference_rows(pairs_test, seed=2)),
             "math_kto_train.json": _dump(feedback_rows(kto_train, seed=3)), "math_kto_test.json": _dump(feedback_rows(kto_test, seed=4)),
-            "dataset_info.json": _dump(DEMO_DATASET_INFO)}
+            **{k: _dump(v) for k, v in demo_images()[0].items()}, "dataset_info.json": _dump(DEMO_DATASET_INFO)}
 
 def write_demo_data(path="data") -> list[Path]:
     "Write the demo datasets and their `dataset_info.json` into `path`"
@@ -223,4 +281,6 @@ def write_demo_data(path="data") -> list[Path]:
     out = []
     for name, text in demo_files().items():
         (path / name).write_text(text, encoding="utf-8"); out.append(path / name)
+    for rel, img in demo_images()[1].items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True); img.save(path / rel); out.append(path / rel)
     return out

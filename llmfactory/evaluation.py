@@ -15,7 +15,8 @@ from .hparams import (ConfigError, DataArguments, EvaluationArguments, Finetunin
                                 read_config, split_config)
 from .model import load_model, load_tokenizer
 from .template_auto import get_template_for
-from .template import Template, get_template
+from .template import Template
+from .template_auto import get_template
 
 # %% auto #0
 __all__ = ['CHOICES', 'CATEGORIES', 'SPLITS', 'EVAL_SAMPLE_MAPPING', 'EVAL_TEMPLATES', 'FEWSHOT', 'EVAL_GROUPS', 'EvalTask',

@@ -14,7 +14,8 @@ from .hparams import config_arg_parser, config_from_args
 from .hparams import ConfigError, DataArguments, FinetuningArguments, ModelArguments, get_infer_args
 from .model import load_model, load_tokenizer
 from .template_auto import get_template_for
-from .template import Template, get_template
+from .template import Template
+from .template_auto import get_template
 from .tiny import resolve_model_path
 
 # %% auto #0

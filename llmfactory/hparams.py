@@ -72,6 +72,9 @@ class ModelArguments:
     trust_remote_code: bool = False  # run model code shipped with the checkpoint
     device_map: str|dict|None = None  # set by the library or given: where weights go
     model_max_length: int|None = None  # set by the library: the longest sequence the model takes
+    # multimodal (LLaMA-Factory's ProcessorArguments)
+    image_max_pixels: int = 768 * 768  # larger images are scaled down to this many pixels (aspect ratio kept)
+    image_min_pixels: int = 32 * 32  # smaller images are scaled up to this many pixels
     # quantization
     quantization_method: Literal["bnb", "gptq", "awq", "aqlm", "quanto", "eetq", "hqq", "bitsandbytes"] = "bnb"  # quantization library
     quantization_bit: int|None = None  # quantize the base model to 4 or 8 bits (QLoRA)
@@ -189,6 +192,7 @@ class FinetuningArguments:
     freeze_vision_tower: bool = True  # multimodal: keep the vision tower frozen
     freeze_multi_modal_projector: bool = True  # multimodal: keep the projector frozen
     freeze_language_model: bool = False  # multimodal: freeze the language model
+    train_mm_proj_only: bool = False  # multimodal: train only the projector between the vision tower and the language model
     compute_accuracy: bool = False  # report token accuracy during evaluation
     disable_shuffling: bool = False  # keep the training data in order
     early_stopping_steps: int|None = None  # stop when the eval metric has not improved for this many evaluations
@@ -217,7 +221,8 @@ class FinetuningArguments:
     pref_beta: float = 0.1  # beta of the preference losses
     pref_ftx: float = 0.0  # weight of the SFT loss added to DPO
     pref_bco_weight: float = 0.0  # weight of the BCO loss in DPO
-    pref_loss: Literal["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"] = "sigmoid"  # DPO loss variant
+    pref_loss: Literal["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo", "robust", "exo_pair", "bco_pair", "nca_pair", "sppo_hard", "aot",
+                       "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft"] = "sigmoid"  # DPO loss variant (LLaMA-Factory's, then TRL's)
     dpo_label_smoothing: float = 0.0  # robust DPO label smoothing
     kto_chosen_weight: float = 1.0  # KTO weight of desirable examples
     kto_rejected_weight: float = 1.0  # KTO weight of undesirable examples
@@ -243,6 +248,16 @@ class FinetuningArguments:
     reward_model_type: Literal["lora", "full", "api"] = "lora"  # how the reward model is given
     reward_funcs: str|list[str]|None = None  # GRPO reward functions, by name or import path
     grpo_num_generations: int = 4  # GRPO samples per prompt
+    num_iterations: int = 1  # GRPO: policy updates on each batch of sampled replies (TRL's num_iterations); above 1 the clip acts
+    epsilon: float = 0.2  # GRPO: the policy ratio is clipped below at 1 - epsilon (TRL's epsilon)
+    epsilon_high: float|None = None  # GRPO: and above at 1 + epsilon_high (DAPO's clip-higher: 0.28); unset: epsilon
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dapo"  # GRPO loss: how token losses are clipped and averaged (TRL's loss_type)
+    scale_rewards: Literal["group", "batch", "none"] = "group"  # GRPO: divide advantages by the reward std of the group, of the batch, or not at all (Dr. GRPO)
+    reward_weights: list[float]|None = None  # GRPO: one weight per reward function (unset: 1 each)
+    importance_sampling_level: Literal["token", "sequence"] = "token"  # GRPO: one policy ratio per token, or one per reply (GSPO)
+    mask_truncated_completions: bool = False  # GRPO: replies cut off at max_new_tokens get no loss (DAPO)
+    use_vllm: bool = False  # GRPO: sample the replies with vLLM (needs the vllm package and a GPU)
+    vllm_mode: Literal["colocate", "server"] = "colocate"  # GRPO with vLLM: inside the training processes, or a `trl vllm-serve` server
     ld_alpha: float|None = None  # LD-DPO length weight
     # GaLore / APOLLO / BAdam
     use_galore: bool = False  # GaLore low-rank gradient projection
@@ -360,6 +375,7 @@ class TrainingArguments(Seq2SeqTrainingArguments):
             warnings.warn("bf16/fp16 requested but no GPU is available: training in fp32 on the CPU")
             self.bf16 = self.fp16 = False
         if not _has_accelerator(): self.dataloader_pin_memory = False  # pinned memory needs an accelerator
+        if not _has_accelerator() and int(os.environ.get("WORLD_SIZE", "1")) > 1: self.use_cpu = True  # torchrun workers on CPUs: one run over gloo, not N copies
         if self.warmup_ratio is not None and not 0 <= self.warmup_ratio <= 1:
             raise ConfigError(f"warmup_ratio: {self.warmup_ratio!r} must be a fraction of the training steps in [0, 1]")
         if self.warmup_steps < 0: raise ConfigError(f"warmup_steps: {self.warmup_steps!r} must not be negative")
@@ -529,13 +545,13 @@ def coerce_value(key:str, value, hint):
 def _field_names(cls) -> set[str]: return {f.name for f in fields(cls) if f.init}
 
 # %% ../nbs/02_hparams.ipynb #de3f8dc3
-_IGNORED = ("image_max_pixels image_min_pixels image_do_pan_and_scan video_max_pixels video_min_pixels video_fps video_maxlen "
+_IGNORED = ("image_do_pan_and_scan video_max_pixels video_min_pixels video_fps video_maxlen "
             "use_audio_in_video audio_sampling_rate crop_to_patches "
             "ray_run_name ray_storage_path ray_storage_filesystem ray_num_workers ray_init_kwargs resources_per_worker "
             "placement_strategy cpu_infer chunk_size kt_optimize_rule use_v1_kernels preserve_thinking sglang_maxlen "
             "sglang_mem_fraction sglang_tp_size sglang_config sglang_lora_backend").split()
 _REFUSED = ("use_kt kt_weight_path kt_expert_checkpoint_path fp8 fp8_backend fp8_enable_fsdp_float8_all_gather use_dft_loss "
-            "use_eaft_loss oft_target oft_block_size oft_rank train_mm_proj_only freeze_original_embeddings init_special_tokens "
+            "use_eaft_loss oft_target oft_block_size oft_rank freeze_original_embeddings init_special_tokens "
             "new_special_tokens_config use_hyper_parallel tensor_model_parallel_size pipeline_model_parallel_size "
             "expert_model_parallel_size sequence_parallel bias_activation_fusion apply_rope_fusion use_distributed_optimizer "
             "overlap_param_gather overlap_grad_reduce moe_grouped_gemm moe_token_dispatcher_type recompute_granularity").split()
@@ -556,11 +572,9 @@ def normalize_keys(cfg:dict) -> dict:
     return out
 
 # %% ../nbs/02_hparams.ipynb #ce83ff28
-_MM = "multimodal (image, video, audio) training is not supported yet; train on text data without this key"
 REFUSED_FIELDS = {
     "mixture_of_depths": "mixture-of-depths conversion is not available; remove the key",
     "use_mca": "Megatron-core training is not available; use deepspeed or FSDP for large models",
-    "freeze_language_model": _MM, "media_dir": _MM, "freeze_vision_tower": _MM, "freeze_multi_modal_projector": _MM,
     "adapter_folder": "give the adapter folders as adapter_name_or_path (comma-separated to stack several)",
     "ignore_pad_token_for_loss": "padding never carries loss in llmfactory; remove the key",
     "save_safetensors": "weights are always written as safetensors; remove the key",
@@ -568,13 +582,8 @@ REFUSED_FIELDS = {
     "ms_hub_token": "ModelScope downloads are not supported; download the model and give its local folder as model_name_or_path",
     "om_hub_token": "Modelers hub downloads are not supported; download the model and give its local folder as model_name_or_path",
     "use_unsloth_gc": "Unsloth's offloaded gradient checkpointing is not wired in; use plain gradient checkpointing (the default on a GPU)",
-    "pref_bco_weight": "the BCO term of DPO is not available yet; leave it 0",
-    "ld_alpha": "LD-DPO's length weighting is not available yet; remove the key",
-    "reward_model_adapters": "adapters on top of the reward model are not supported; merge them into the reward model (llmfactory export) and give that folder",
-    "reward_model_quantization_bit": "a quantized reward model is not supported; remove the key to load it in the compute dtype",
 }
-REFUSED_VALUES = {("pref_loss", "kto_pair"): "use stage: kto for KTO, or pref_loss: sigmoid, hinge, ipo, orpo or simpo",
-                  ("reward_model_type", "api"): "a reward served over HTTP is not supported; give a reward model folder (full or LoRA)"}
+REFUSED_VALUES = {}
 
 
 # %% ../nbs/02_hparams.ipynb #6bb85e45
@@ -691,6 +700,9 @@ def _check_values(a:TrainArgs):
     _need(t.learning_rate > 0 or not t.do_train, "learning_rate", t.learning_rate, "must be positive, e.g. 1e-4 for LoRA or 1e-5 for full tuning")
     _need(t.learning_rate < 1, "learning_rate", t.learning_rate, "is far too large (it must be below 1); typical values are 1e-5 to 5e-4")
     _need(t.weight_decay >= 0, "weight_decay", t.weight_decay, "must not be negative")
+    _need(m.image_min_pixels >= 1, "image_min_pixels", m.image_min_pixels, "must be at least 1")
+    _need(m.image_max_pixels >= m.image_min_pixels, "image_max_pixels", m.image_max_pixels, f"must be at least image_min_pixels ({m.image_min_pixels})")
+    _need(not (f.train_mm_proj_only and f.finetuning_type == "lora"), "train_mm_proj_only", True, "trains the projector's own weights: use finetuning_type full or freeze")
     _need(t.max_grad_norm is None or t.max_grad_norm >= 0, "max_grad_norm", t.max_grad_norm, "must not be negative (0 turns clipping off)")
     for k in ("adam_beta1", "adam_beta2"): _need(0 <= getattr(t, k) < 1, k, getattr(t, k), "must be in [0, 1)")
     _need(t.adam_epsilon > 0, "adam_epsilon", t.adam_epsilon, "must be positive")
@@ -737,10 +749,21 @@ def _check_values(a:TrainArgs):
     _need(0 <= f.lora_dropout < 1, "lora_dropout", f.lora_dropout, "must be in [0, 1)")
     _need(f.lora_alpha > 0, "lora_alpha", f.lora_alpha, "must be positive")
     _need(f.freeze_trainable_layers != 0, "freeze_trainable_layers", 0, "must be non-zero: N trains the last N layers, -N the first N")
-    _need(f.pref_beta > 0, "pref_beta", f.pref_beta, "must be positive")
+    _need(f.pref_beta > 0 or (f.stage == "grpo" and f.pref_beta == 0), "pref_beta", f.pref_beta, "must be positive (0 is allowed for grpo: no KL term, no reference model)")
     _need(f.pref_ftx >= 0, "pref_ftx", f.pref_ftx, "must not be negative")
     _need(0 <= f.dpo_label_smoothing < 0.5, "dpo_label_smoothing", f.dpo_label_smoothing, "must be in [0, 0.5)")
     _need(f.grpo_num_generations >= 2, "grpo_num_generations", f.grpo_num_generations, "must be at least 2 (GRPO compares replies to the same prompt)")
+    _need(f.num_iterations >= 1, "num_iterations", f.num_iterations, "must be at least 1 (policy updates on each batch of sampled replies)")
+    _need(0 < f.epsilon < 1, "epsilon", f.epsilon, "must be in (0, 1): the policy ratio is clipped to [1 - epsilon, 1 + epsilon_high]")
+    _need(f.epsilon_high is None or f.epsilon_high > 0, "epsilon_high", f.epsilon_high, "must be positive (DAPO uses 0.28), or unset to use epsilon")
+    if f.stage == "grpo":
+        if not f.reward_funcs: raise ConfigError("stage grpo needs reward_funcs: built-in names (exact_match, number_match, digit_format), module:function or file.py:function, comma-separated")
+        _need(f.reward_weights is None or len(f.reward_weights) == len(f.reward_funcs), "reward_weights", f.reward_weights, f"needs one weight per reward function ({len(f.reward_funcs)} in reward_funcs)")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        for k, n in (("per_device_train_batch_size", t.per_device_train_batch_size * t.gradient_accumulation_steps),) + ((("per_device_eval_batch_size", t.per_device_eval_batch_size),) if has_eval and (eval_on or t.do_eval) else ()):
+            _need(n * world % f.grpo_num_generations == 0, k, getattr(t, k), f"counts replies, not prompts: the replies sampled at once ({n * world}) must be a multiple of grpo_num_generations ({f.grpo_num_generations})")
+    if f.use_vllm and f.stage != "grpo": raise ConfigError("use_vllm samples the replies of stage grpo; for chat, API or predict with vLLM set infer_backend: vllm")
+    if f.use_vllm and importlib.util.find_spec("vllm") is None: raise ConfigError("use_vllm needs the vllm package and a GPU: pip install vllm, or set use_vllm: false")
     for k in ("ppo_epochs", "ppo_buffer_size", "ppo_horizon", "galore_rank", "apollo_rank"): _need(getattr(f, k) >= 1, k, getattr(f, k), pos)
     for k in ("ppo_target", "ppo_cliprange", "ppo_cliprange_value"): _need(getattr(f, k) > 0, k, getattr(f, k), "must be positive")
     for k in ("ppo_init_kl_coef", "ppo_vf_coef"): _need(getattr(f, k) >= 0, k, getattr(f, k), "must not be negative")

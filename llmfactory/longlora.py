@@ -6,9 +6,10 @@
 from __future__ import annotations
 import torch
 
+from .hparams import ConfigError
+
 # %% auto #0
-__all__ = ['SHIFT_ATTN_MODELS', 'SHIFT_ATTN_NAME', 'GROUP_SIZE_RATIO', 'shift_short_attention', 'register_shift_attn',
-           'check_shift_attn']
+__all__ = ['SHIFT_ATTN_MODELS', 'SHIFT_ATTN_NAME', 'GROUP_SIZE_RATIO', 'shift_short_attention', 'check_shift_attn']
 
 # %% ../nbs/05e_longlora.ipynb #277d702c
 SHIFT_ATTN_MODELS = ("llama",)  # model types whose attention layers call the registered attention functions with Llama's shapes
@@ -41,13 +42,7 @@ def shift_short_attention(module, query, key, value, attention_mask, scaling=Non
     out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, dropout_p=dropout)
     return _from_groups(out, B, L, g // 2).transpose(1, 2).contiguous(), None
 
-def register_shift_attn() -> str:
-    "Register S²-Attn (and SDPA's mask builder) with transformers under `shift_sdpa`; returns that name"
-    from llmfactory.model import register_sdpa_attention
-    return register_sdpa_attention(SHIFT_ATTN_NAME, shift_short_attention)
-
 def check_shift_attn(config) -> None:
     "Raise `ConfigError` if `config`'s model cannot use shift short attention"
-    from llmfactory.hparams import ConfigError
     if config.model_type not in SHIFT_ATTN_MODELS:
         raise ConfigError(f"shift_attn (LongLoRA) supports model types {', '.join(SHIFT_ATTN_MODELS)}, not {config.model_type!r}; remove shift_attn")

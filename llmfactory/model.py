@@ -10,15 +10,19 @@ from pathlib import Path
 import torch
 
 from .hparams import ConfigError, FinetuningArguments, ModelArguments
+from .longlora import SHIFT_ATTN_NAME, check_shift_attn, shift_short_attention
 from .tiny import resolve_model_path
+from .vlm import PROJECTOR_NAMES, freeze_multimodal, is_vlm, vlm_parts
+
 
 # %% auto #0
 __all__ = ['PACKED_SDPA', 'HEAD_NAMES', 'MOE_AUX_LOSS_KEYS', 'use_modelscope', 'resolve_model_source', 'load_tokenizer',
-           'get_compute_dtype', 'get_attn_implementation', 'packed_segments', 'packed_sdpa_attention',
-           'register_sdpa_attention', 'register_packed_sdpa', 'use_packed_sdpa', 'configure_rope',
-           'find_all_linear_modules', 'load_config', 'model_skeleton', 'resolve_lora_target', 'check_module_names',
-           'check_model_setup', 'trainable_layer_ids', 'init_adapter', 'count_parameters', 'device_map_kwargs',
-           'configure_moe', 'load_model', 'loftq_initialize', 'PissaConvertCallback', 'method_callbacks']
+           'get_compute_dtype', 'register_sdpa_attention', 'get_attn_implementation', 'packed_segments',
+           'packed_sdpa_attention', 'register_packed_sdpa', 'use_packed_sdpa', 'configure_rope',
+           'find_all_linear_modules', 'load_config', 'model_skeleton', 'auto_model_class', 'resolve_lora_target',
+           'check_module_names', 'check_model_setup', 'trainable_layer_ids', 'init_adapter', 'count_parameters',
+           'device_map_kwargs', 'configure_moe', 'load_model', 'loftq_initialize', 'PissaConvertCallback',
+           'method_callbacks']
 
 # %% ../nbs/05_model.ipynb #f01d7ec6
 def _installed(name:str) -> bool:
@@ -71,14 +75,22 @@ def get_compute_dtype(model_args:ModelArguments) -> torch.dtype:
     if not torch.cuda.is_available(): return torch.float32
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
+# %% ../nbs/05_model.ipynb #cfce389c
+def register_sdpa_attention(name:str, attention) -> str:
+    "Register an SDPA-based `attention` function with transformers under `name`, with SDPA's mask builder; returns `name`"
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+    AttentionInterface.register(name, attention)
+    AttentionMaskInterface.register(name, sdpa_mask)
+    return name
+
 # %% ../nbs/05_model.ipynb #ff42acc7
 def get_attn_implementation(model_args:ModelArguments) -> str|None:
     "The `attn_implementation` for `from_pretrained`, or an error if the requested one cannot run here"
     choice = model_args.flash_attn
     if model_args.shift_attn:
         if choice in ("fa2", "fa3"): raise ConfigError("shift_attn runs on SDPA attention; use flash_attn: auto or sdpa with it")
-        from llmfactory.longlora import register_shift_attn
-        return register_shift_attn()
+        return register_sdpa_attention(SHIFT_ATTN_NAME, shift_short_attention)
     if choice == "auto": return None
     if choice == "disabled": return "eager"
     if choice == "sdpa": return "sdpa"
@@ -116,14 +128,6 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, dropout:flo
     outs = [sdpa_attention_forward(module, query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], None, dropout=dropout, scaling=scaling,
                                    is_causal=True, **kwargs)[0] for s, e in segs]
     return torch.cat(outs, dim=1), None
-
-def register_sdpa_attention(name:str, attention) -> str:
-    "Register an SDPA-based `attention` function with transformers under `name`, with SDPA's mask builder; returns `name`"
-    from transformers import AttentionInterface, AttentionMaskInterface
-    from transformers.masking_utils import sdpa_mask
-    AttentionInterface.register(name, attention)
-    AttentionMaskInterface.register(name, sdpa_mask)
-    return name
 
 def register_packed_sdpa() -> str:
     "Register `packed_sdpa_attention` with transformers under `packed_sdpa`; returns that name"
@@ -164,7 +168,7 @@ def find_all_linear_modules(model) -> list[str]:
     names = set()
     for full, module in model.named_modules():
         short = full.split(".")[-1]
-        if short in HEAD_NAMES or "vision" in full or "visual" in full: continue
+        if short in HEAD_NAMES or "vision" in full or "visual" in full or any(p in full for p in PROJECTOR_NAMES): continue  # a VLM: the language model only
         if isinstance(module, torch.nn.Linear) or "Linear" in type(module).__name__ and hasattr(module, "weight"): names.add(short)
     return sorted(names)
 
@@ -180,9 +184,13 @@ def load_config(model_args:ModelArguments):
 
 def model_skeleton(model_args:ModelArguments, config=None):
     "The model built on the meta device from its config: module names and shapes, no weights"
-    from transformers import AutoModelForCausalLM
     config = config or load_config(model_args)
-    with torch.device("meta"): return AutoModelForCausalLM.from_config(config, trust_remote_code=model_args.trust_remote_code)
+    with torch.device("meta"): return auto_model_class(config).from_config(config, trust_remote_code=model_args.trust_remote_code)
+
+def auto_model_class(config):
+    "transformers' auto class for `config`: image-text-to-text for a vision-language model, else causal LM"
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+    return AutoModelForImageTextToText if is_vlm(config) else AutoModelForCausalLM
 
 # %% ../nbs/05_model.ipynb #5e9bcca3
 def resolve_lora_target(targets:list[str], model) -> list[str]:
@@ -218,7 +226,6 @@ def check_model_setup(model_args:ModelArguments, f:FinetuningArguments, is_train
     "Check the model and method settings against the model's config and meta skeleton; returns (config, skeleton)"
     config = load_config(model_args)
     if model_args.shift_attn:
-        from llmfactory.longlora import check_shift_attn
         check_shift_attn(config)
     get_attn_implementation(model_args)
     if model_args.use_unsloth and not _installed("unsloth"):
@@ -243,7 +250,7 @@ def check_model_setup(model_args:ModelArguments, f:FinetuningArguments, is_train
             resolve_lora_target(f.lora_target, skel)
             check_module_names("additional_target", f.additional_target, skel)
         if f.finetuning_type == "freeze":
-            n = config.num_hidden_layers
+            n = config.get_text_config().num_hidden_layers
             if f.use_llama_pro and (f.freeze_trainable_layers < 1 or n % f.freeze_trainable_layers):
                 raise ConfigError(f"use_llama_pro: freeze_trainable_layers={f.freeze_trainable_layers} must be the number of added blocks, "
                                   f"a positive divisor of the {n} layers")
@@ -312,6 +319,14 @@ def _setup_lora(model, model_args:ModelArguments, f:FinetuningArguments, is_trai
         pat = re.compile(r"\.(?:layers|h|blocks|layer)\.(\d+)\.")
         targets = [n for n, _ in model.named_modules() if n.split(".")[-1] in targets and (m := pat.search(n)) and int(m.group(1)) in ids]
     to_save = list(f.additional_target or [])
+    if is_vlm(model.config):  # adapters on the language model (and the vision tower if it is not frozen); the projector trains whole if not frozen
+        vision, proj, _ = vlm_parts(model)
+        pattern = rf"^(?!.*(?:{'|'.join(['vision', 'visual', *PROJECTOR_NAMES])})).*\.(?:{'|'.join(map(re.escape, targets))})$"
+        if not f.freeze_vision_tower:  # every linear layer of the vision tower, by its full name
+            tower = [n for n, m in model.named_modules() if _matches(n, vision) and isinstance(m, torch.nn.Linear) and not any(p in n for p in PROJECTOR_NAMES)]
+            pattern += "|^(?:" + "|".join(map(re.escape, tower)) + ")$"
+        targets = pattern
+        if not f.freeze_multi_modal_projector: to_save.append(proj.split(".")[-1])
     if model_args.resize_vocab: to_save += [n for n in _embedding_names(model) if n not in to_save]
     init = True
     if f.pissa_init: init = "pissa" if f.pissa_iter == -1 else f"pissa_niter_{f.pissa_iter}"
@@ -331,6 +346,10 @@ def init_adapter(model, model_args:ModelArguments, f:FinetuningArguments, is_tra
         if model_args.resize_vocab:  # new tokens need trainable embeddings
             for n in _embedding_names(model):
                 model.get_submodule(n).requires_grad_(True)
+    if is_trainable and f.finetuning_type in ("full", "freeze") and is_vlm(model.config): print(f"multimodal: {freeze_multimodal(model, f)}")
+    if is_trainable and f.finetuning_type == "lora" and is_vlm(model.config):
+        print(f"multimodal: LoRA on the language model{'' if f.freeze_vision_tower else ' and the vision tower'}; projector {'frozen' if f.freeze_multi_modal_projector else 'trained'}"
+              f"{'; vision tower frozen' if f.freeze_vision_tower else ''}")
     if is_trainable and not f.pure_bf16:  # pure_bf16 trains in bf16 throughout
         for p in model.parameters():
             if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16): p.data = p.data.float()
@@ -402,11 +421,10 @@ def _load_unsloth(model_args:ModelArguments, f:FinetuningArguments, is_trainable
 def load_model(tokenizer, model_args:ModelArguments, finetuning_args:FinetuningArguments|None=None,
                is_trainable:bool=False, gradient_checkpointing:bool|None=None):
     "Load the model of `model_args` ready for training (`is_trainable`) or inference"
-    from transformers import AutoModelForCausalLM
     f = finetuning_args or FinetuningArguments(finetuning_type="lora" if model_args.adapters else "full")
     config, _ = check_model_setup(model_args, f, is_trainable)  # fail before loading weights
     configure_moe(config, model_args, is_trainable)
-    if model_args.resize_vocab is False and tokenizer is not None and len(tokenizer) > config.vocab_size: model_args.resize_vocab = True
+    if model_args.resize_vocab is False and tokenizer is not None and len(tokenizer) > config.get_text_config().vocab_size: model_args.resize_vocab = True
     qconfig = _quantization_config(model_args)
     if model_args.use_unsloth: model = _load_unsloth(model_args, f, is_trainable)
     else:
@@ -415,8 +433,8 @@ def load_model(tokenizer, model_args:ModelArguments, finetuning_args:FinetuningA
         if qconfig is not None: kw["quantization_config"] = qconfig
         kw.update(device_map_kwargs(model_args, quantized=qconfig is not None))
         if model_args.train_from_scratch:
-            model = AutoModelForCausalLM.from_config(config, dtype=kw["dtype"], attn_implementation=kw["attn_implementation"])
-        else: model = AutoModelForCausalLM.from_pretrained(resolve_model_source(model_args), **kw)
+            model = auto_model_class(config).from_config(config, dtype=kw["dtype"], attn_implementation=kw["attn_implementation"])
+        else: model = auto_model_class(config).from_pretrained(resolve_model_source(model_args), **kw)
     if model_args.enable_liger_kernel: _apply_liger(model)
     if model_args.resize_vocab and model.get_input_embeddings().weight.shape[0] < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=8)

@@ -5,7 +5,7 @@
 # %% ../nbs/07e_ppo.ipynb #14a1a1f0
 from __future__ import annotations
 import json, math, os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -14,15 +14,16 @@ from transformers.modeling_outputs import ModelOutput
 
 from .callbacks import LogCallback, StageTrainer, plot_loss, setup_trackers
 from .data import get_collator
-from .hparams import FinetuningArguments, ModelArguments, TrainArgs
-from .model import count_parameters, load_model, load_tokenizer
-from .rm import load_reward_model
-from .stage import MetricsMixin, frozen_on, get_ref_model, get_template_for, prepare_data, reference, train_and_evaluate
+from .hparams import ConfigError, FinetuningArguments, ModelArguments, TrainArgs
+from .model import _quantization_config, count_parameters, device_map_kwargs, get_compute_dtype, load_model, load_tokenizer, resolve_model_source
+from .stage import MetricsMixin, frozen_on, get_ref_model, prepare_data, reference, train_and_evaluate
+from .template_auto import get_template_for
 
 # %% auto #0
 __all__ = ['VALUE_HEAD', 'OLD_VALUE_HEAD', 'PPO_STATE', 'PPO_PLOTS', 'sample_replies', 'reply_logps', 'masked_mean',
            'masked_whiten', 'gae', 'AdaptiveKLController', 'RunningMoments', 'ValueHead', 'ValueHeadOutput',
-           'ValueHeadModel', 'PPOTrainer', 'run_ppo', 'prompt_rows', 'prompt_collator']
+           'ValueHeadModel', 'check_reward_model_args', 'post_scores', 'RewardServer', 'load_ppo_reward_model',
+           'PPOTrainer', 'run_ppo']
 
 # %% ../nbs/07e_ppo.ipynb #5e3ef486
 @torch.no_grad()
@@ -155,6 +156,62 @@ class ValueHeadModel(nn.Module):
         self.v_head.summary.load_state_dict({k.rsplit(".", 1)[-1]: v for k, v in sd.items()})
         return True
 
+# %% ../nbs/07e_ppo.ipynb #84c1ed2a
+def check_reward_model_args(f:FinetuningArguments) -> None:
+    "Raise `ConfigError` for a reward model set-up PPO cannot load: an api without a URL, adapters or bits where they do not apply, unsupported bits"
+    if f.reward_model_type == "api":
+        if not str(f.reward_model or "").startswith(("http://", "https://")):
+            raise ConfigError(f"reward_model_type: api needs reward_model to be the reward server's URL (http://host:port/path), got {f.reward_model!r}")
+        if f.reward_model_adapters or f.reward_model_quantization_bit is not None:
+            raise ConfigError("reward_model_adapters and reward_model_quantization_bit load a reward model here; with reward_model_type: api the server scores, so remove them")
+    if f.reward_model_type == "lora" and (f.reward_model_adapters or f.reward_model_quantization_bit is not None):
+        raise ConfigError("reward_model_adapters and reward_model_quantization_bit apply to reward_model_type: full; a LoRA reward model sits on the policy's base "
+                          "(quantized by quantization_bit), so remove them or give the full reward model")
+    if f.reward_model_quantization_bit is not None: _quantization_config(ModelArguments(quantization_bit=f.reward_model_quantization_bit))  # 4 or 8, bitsandbytes installed
+
+# %% ../nbs/07e_ppo.ipynb #d5127108
+def post_scores(url:str, texts:list[str], timeout:float=60.0) -> list[float]:
+    "POST `texts` to the reward server `url` as LLaMA-Factory does (`{\"model\": \"model\", \"messages\": texts}`); its `scores`"
+    import urllib.error, urllib.request
+    req = urllib.request.Request(url, data=json.dumps({"model": "model", "messages": texts}).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r: scores = json.loads(r.read())["scores"]
+    except (urllib.error.URLError, OSError, KeyError, TypeError, ValueError) as e:
+        raise RuntimeError(f"reward server {url}: {type(e).__name__}: {e} (it must answer a POST of {{\"messages\": [...]}} with {{\"scores\": [...]}})") from None
+    if len(scores) != len(texts): raise RuntimeError(f"reward server {url} returned {len(scores)} scores for {len(texts)} texts")
+    return [float(s) for s in scores]
+
+class RewardServer:
+    "A reward model behind an HTTP endpoint (`reward_model_type: api`): scores each prompt + reply, decoded with its special tokens"
+    def __init__(self, url:str, tokenizer, timeout:float=60.0): self.url, self.tokenizer, self.timeout = url, tokenizer, timeout
+
+    def __call__(self, input_ids:torch.Tensor, attention_mask:torch.Tensor) -> torch.Tensor:
+        texts = [self.tokenizer.decode(ids[m.bool()].tolist(), skip_special_tokens=False) for ids, m in zip(input_ids, attention_mask)]
+        return torch.tensor(post_scores(self.url, texts, self.timeout), device=input_ids.device)
+
+# %% ../nbs/07e_ppo.ipynb #138dbe6c
+def load_ppo_reward_model(tokenizer, model_args:ModelArguments, f:FinetuningArguments):
+    "The reward model of `reward_model_type`: a `RewardServer` (api), the policy's base with the adapter `reward_model` (lora), or `reward_model` with `reward_model_adapters`, quantized to `reward_model_quantization_bit` (full)"
+    check_reward_model_args(f)
+    if f.reward_model_type == "api": return RewardServer(f.reward_model, tokenizer)
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+    lora = f.reward_model_type == "lora"
+    base = replace(model_args, model_name_or_path=model_args.model_name_or_path if lora else f.reward_model, adapter_name_or_path=None,
+                   quantization_bit=model_args.quantization_bit if lora else f.reward_model_quantization_bit)
+    qconfig = _quantization_config(base)
+    kw = dict(num_labels=1, dtype=get_compute_dtype(base), trust_remote_code=base.trust_remote_code, **device_map_kwargs(base, qconfig is not None))
+    if qconfig is not None: kw["quantization_config"] = qconfig
+    model = AutoModelForSequenceClassification.from_pretrained(resolve_model_source(base), **kw)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]: model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=8)  # the adapter holds the new rows
+    adapters = [f.reward_model] if lora else [a.strip() for a in (f.reward_model_adapters or "").split(",") if a.strip()]
+    if qconfig is not None and len(adapters) > 1: raise ConfigError("a quantized reward model takes one adapter at most (reward_model_adapters); merge the others first")
+    for a in adapters:
+        model = PeftModel.from_pretrained(model, a)
+        if qconfig is None: model = model.merge_and_unload()
+    return model.eval().requires_grad_(False)
+
 # %% ../nbs/07e_ppo.ipynb #a1b3e308
 PPO_STATE = "ppo_state.json"
 
@@ -173,7 +230,8 @@ class PPOTrainer(MetricsMixin, StageTrainer):
         super().__init__(model=model if isinstance(model, ValueHeadModel) else ValueHeadModel(model), args=args, **kwargs)
         self._train_batch_size = self.args.train_batch_size * self.backward_steps * f.ppo_buffer_size  # a rollout batch per step
         self.f, self.g, self.stop_ids = f, generating_args, stop_ids
-        self.reward_model, self.ref_model = frozen_on(reward_model, self.args.device), frozen_on(ref_model, self.args.device)  # beside the policy
+        self.reward_model = reward_model if isinstance(reward_model, RewardServer) else frozen_on(reward_model, self.args.device)  # beside the policy
+        self.ref_model = frozen_on(ref_model, self.args.device)
         self.kl_ctl, self.score_moments = AdaptiveKLController(f.ppo_init_kl_coef, f.ppo_target, f.ppo_horizon), RunningMoments()
 
     def _save(self, output_dir=None, state_dict=None):
@@ -196,6 +254,12 @@ class PPOTrainer(MetricsMixin, StageTrainer):
             self.kl_ctl.value = s["kl_coef"]; self.score_moments.load_state_dict(s["score_moments"])
 
     @torch.no_grad()
+    def score(self, seq, mask) -> torch.Tensor:
+        "The reward model's score of each prompt + reply"
+        if isinstance(self.reward_model, RewardServer): return self.reward_model(seq, mask).float()
+        return self.reward_model(input_ids=seq, attention_mask=mask).logits[:, 0].float()
+
+    @torch.no_grad()
     def rollout(self, model, inputs):
         "Sample, score, and compute advantages and returns; returns (statistics to log, rollout)"
         f, wrapper, P = self.f, self.accelerator.unwrap_model(model), inputs["input_ids"].shape[1]
@@ -207,7 +271,7 @@ class PPOTrainer(MetricsMixin, StageTrainer):
                                               self.g.max_new_tokens, self.g.temperature, self.stop_ids)
             old_logps, values = reply_logps(wrapper, seq, mask, P, values=True)
             with reference(policy, self.ref_model) as ref: ref_logps = reply_logps(ref, seq, mask, P)
-            score = self.reward_model(input_ids=seq, attention_mask=mask).logits[:, 0].float()
+            score = self.score(seq, mask)
             parts.append((seq, mask, rmask, old_logps, values, ref_logps, score))
         seq, mask, rmask, old_logps, values, ref_logps, raw = [_pad_cat(list(x), self.processing_class.pad_token_id if k == 0 else 0)
                                                                if x[0].dim() == 2 else torch.cat(x) for k, x in enumerate(zip(*parts))]
@@ -265,12 +329,13 @@ PPO_PLOTS = ("reward", "kl", "value_loss", "policy_loss")
 def run_ppo(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run PPO against `reward_model` as configured by `args`; returns the metrics"
     m, d, t, f = args.model, args.data, args.training, args.finetuning
+    check_reward_model_args(f)
     setup_trackers(t)
     tokenizer = load_tokenizer(m)
     template = get_template_for(d, tokenizer)
     datasets = prepare_data(args, template, tokenizer, "ppo")
     model = load_model(tokenizer, m, f, is_trainable=t.do_train, gradient_checkpointing=t.gradient_checkpointing)
-    reward_model = frozen_on(load_reward_model(tokenizer, ModelArguments(model_name_or_path=f.reward_model)), t.device)
+    reward_model = load_ppo_reward_model(tokenizer, m, f)
     t.gradient_checkpointing, t.remove_unused_columns = False, False
     trainable, total = count_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
@@ -281,21 +346,3 @@ def run_ppo(args:TrainArgs, callbacks:list|None=None) -> dict:
     metrics = train_and_evaluate(trainer, args, False)
     if t.do_train and f.plot_loss and trainer.is_world_process_zero(): plot_loss(t.output_dir, keys=PPO_PLOTS)
     return metrics
-
-# %% ../nbs/07e_ppo.ipynb #1fe478b5
-def prompt_rows(tokenizer, template, rows:list[dict]) -> list[dict]:
-    "Unsupervised rows of the data contract from alpaca rows: prompt ids, reference ids and the two texts"
-    out = []
-    for r in rows:
-        msgs = [{"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": r["output"]}]
-        (p, a), = template.encode_multiturn(tokenizer, msgs)
-        out.append({"input_ids": p, "attention_mask": [1] * len(p), "labels": a, "reference": r["output"],
-                    "prompt": template.render(msgs[:1], add_generation_prompt=True, tokenizer=tokenizer)})
-    return out
-
-def prompt_collator(rows:list[dict], pad_id:int=0) -> dict:
-    "Left-pads the prompts for generation, keeps the text columns (the data pipeline's collator does the same)"
-    n = max(len(r["input_ids"]) for r in rows)
-    return {"input_ids": torch.tensor([[pad_id] * (n - len(r["input_ids"])) + r["input_ids"] for r in rows]),
-            "attention_mask": torch.tensor([[0] * (n - len(r["input_ids"])) + r["attention_mask"] for r in rows]),
-            "prompt": [r["prompt"] for r in rows], "reference": [r["reference"] for r in rows]}

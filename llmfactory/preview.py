@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .hparams import config_arg_parser, config_from_args
 from .hparams import ConfigError, DataArguments, TRAIN_GROUPS, read_config, split_config
-from .template import Template, get_template
+from .template import Template
+from .template_auto import get_template
 from .processors import IGNORE_INDEX, STAGE_KINDS
 from .data import DataError, get_dataset, load_aligned, tokenize_dataset
 

@@ -10,12 +10,13 @@ from typing import Any
 
 from .hparams import DataArguments
 from .template import Template
+from .mm_plugin import get_mm_plugin
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'template_messages', 'encode_supervised', 'batch_ids',
            'BatchTokenizer', 'preprocess_supervised', 'pack_lengths', 'preprocess_packed_supervised',
            'preprocess_pretrain', 'encode_prompt_reply', 'preprocess_pairwise', 'preprocess_feedback',
-           'preprocess_unsupervised', 'EncodeError', 'get_preprocess']
+           'preprocess_unsupervised', 'with_media', 'EncodeError', 'get_preprocess']
 
 # %% ../nbs/04a_processors.ipynb #417c3cac
 IGNORE_INDEX = -100
@@ -237,6 +238,31 @@ def preprocess_unsupervised(batch:dict, template:Template, tokenizer, data_args:
         out["reference"].append((reply or {}).get("content") or "")
     return out
 
+# %% ../nbs/04a_processors.ipynb #95bbf57a
+def with_media(fn, plugin, processor, tokenizer):
+    "`fn` (a stage's batch preprocess) for batches whose rows may hold images: placeholders expanded first, `images` kept, image tokens checked"
+    def run(batch):
+        refs = batch.get("_images")
+        if not refs or not any(refs): return fn(batch)
+        batch, want = dict(batch), []
+        batch["_prompt"], batch["_response"] = list(batch["_prompt"]), list(batch["_response"])
+        for i, r in enumerate(refs):
+            if not r: want.append(0); continue
+            imgs = plugin.images(r, processor)
+            p, resp = batch["_prompt"][i], batch["_response"][i]
+            msgs = plugin.expand(list(p) + list(resp), imgs, processor)
+            batch["_prompt"][i], batch["_response"][i] = msgs[:len(p)], msgs[len(p):]
+            want.append(sum(str(m.get("content") or "").count(plugin.image_token) for m in msgs[:len(p)]))
+        out = fn(batch)
+        image_id = tokenizer.convert_tokens_to_ids(plugin.image_token)
+        for key in ("input_ids", "chosen_input_ids", "rejected_input_ids"):
+            for i, ids in enumerate(out.get(key) or []):
+                if want[i] and ids.count(image_id) != want[i]:
+                    raise ValueError(f"cutoff_len cuts this row's image tokens ({ids.count(image_id)} of {want[i]} kept): raise cutoff_len or lower image_max_pixels")
+        out["images"] = [list(r or []) for r in refs]
+        return out
+    return run
+
 # %% ../nbs/04a_processors.ipynb #1e9d4872
 STAGE_KINDS = {"pt": "pretrain", "sft": "supervised", "rm": "pairwise", "dpo": "pairwise", "kto": "feedback",
                "ppo": "unsupervised", "grpo": "unsupervised", "predict": "unsupervised"}
@@ -254,8 +280,8 @@ def _locate(fn, batch, indices, err):
             return EncodeError(f"row {indices[j] if indices else j} (first user message {str(first)[:60]!r}): {e}")
     return EncodeError(str(err))
 
-def get_preprocess(stage:str, template:Template, tokenizer, data_args:DataArguments):
-    "The batched map function `(batch, indices=None)` that tokenizes aligned rows for `stage`; a failure names the row"
+def get_preprocess(stage:str, template:Template, tokenizer, data_args:DataArguments, processor=None):
+    "The batched map function `(batch, indices=None)` that tokenizes aligned rows for `stage` (`processor`: a VLM's, for rows with images); a failure names the row"
     kind = STAGE_KINDS.get(stage)
     if kind is None: raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGE_KINDS)}")
     if kind == "pretrain": fn = lambda b: preprocess_pretrain(b, tokenizer, data_args)
@@ -265,6 +291,8 @@ def get_preprocess(stage:str, template:Template, tokenizer, data_args:DataArgume
         f = {"supervised": preprocess_supervised, "pairwise": preprocess_pairwise, "feedback": preprocess_feedback,
              "unsupervised": preprocess_unsupervised}[kind]
         fn = lambda b: f(b, template, tokenizer, data_args)
+    if kind in ("supervised", "pairwise", "feedback", "unsupervised") and not (data_args.packing or data_args.neat_packing):
+        fn = with_media(fn, get_mm_plugin(template.name), processor, tokenizer)
     def run(batch, indices=None):
         try: return fn(batch)
         except (ValueError, KeyError, TypeError, IndexError) as e: raise _locate(fn, batch, indices, e) from None

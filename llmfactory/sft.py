@@ -15,9 +15,10 @@ from .callbacks import StageTrainer, read_log
 from .data import IGNORE_INDEX, get_collator, get_dataset
 from .hparams import ConfigError, DataArguments, GeneratingArguments, ModelArguments, TrainArgs, get_train_args
 from .model import count_parameters, load_model, load_tokenizer, use_packed_sdpa
-from .template import get_template
+from .template_auto import get_template
 from .lm_loss import linear_cross_entropy, plain_head
-from .stage import configure_run, get_template_for, head_at, predict_generating, prepare_data, setup_stage, train_and_evaluate
+from .vlm import is_vlm
+from .stage import configure_run, media_kwargs, get_template_for, head_at, predict_generating, prepare_data, setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['use_padding_free', 'CausalLMTrainer', 'token_accuracy', 'run_sft']
@@ -95,9 +96,9 @@ def run_sft(args:TrainArgs, callbacks:list|None=None) -> dict:
     m, d, t, f = args.model, args.data, args.training, args.finetuning
     tokenizer, template, model, common = setup_stage(args, "sft", callbacks)
     if f.compute_accuracy and "eval_dataset" in common: common["compute_metrics"] = token_accuracy
-    padding_free = use_padding_free(d, m)
+    padding_free = use_padding_free(d, m) and not is_vlm(model.config)  # image tokens need their rows apart
     if padding_free and t.do_train: use_packed_sdpa(model)  # on a CPU each example of a row runs on its own
-    trainer = CausalLMTrainer(model=model, data_collator=get_collator(tokenizer, padding_free=padding_free),
+    trainer = CausalLMTrainer(model=model, data_collator=get_collator(tokenizer, padding_free=padding_free, **media_kwargs(m, template)),
                               label_logits_only=not m.enable_liger_kernel, **common)
     metrics = train_and_evaluate(trainer, args, "eval_dataset" in common)
     if t.do_predict and t.predict_with_generate:

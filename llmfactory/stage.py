@@ -14,14 +14,17 @@ import torch
 from .callbacks import LogCallback, plot_loss, read_log, setup_trackers
 from .data import IGNORE_INDEX, get_dataset
 from .hparams import ConfigError, FinetuningArguments, GeneratingArguments, TrainArgs
-from .model import count_parameters, load_model, load_tokenizer, method_callbacks
+from .model import count_parameters, load_config, load_model, load_tokenizer, method_callbacks, resolve_model_source
 from .optim import check_optimizer_args, create_optimizer
 from .template_auto import get_template_for
+from .mm_plugin import get_mm_plugin, load_media_processor
+from .vlm import is_vlm
+
 
 # %% auto #0
-__all__ = ['resolve_checkpoint', 'head_at', 'prepare_data', 'swanlab_callbacks', 'configure_run', 'effective_tokens_per_sec',
-           'predict_generating', 'train_and_evaluate', 'setup_stage', 'sequence_logps', 'frozen_on', 'get_ref_model',
-           'reference', 'MetricsMixin']
+__all__ = ['resolve_checkpoint', 'head_at', 'media_processor', 'media_kwargs', 'prepare_data', 'swanlab_callbacks',
+           'configure_run', 'effective_tokens_per_sec', 'predict_generating', 'train_and_evaluate', 'setup_stage',
+           'sequence_logps', 'label_logps', 'frozen_on', 'get_ref_model', 'reference', 'MetricsMixin']
 
 # %% ../nbs/06a_stage.ipynb #efb31859
 def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
@@ -44,11 +47,21 @@ def head_at(model, sel:torch.Tensor):
     finally: h.remove()
 
 # %% ../nbs/06a_stage.ipynb #1840c7ab
+def media_processor(model_args):
+    "The image processor of a vision-language model, with the run's pixel bounds (None for a text model)"
+    if not is_vlm(load_config(model_args)): return None
+    return load_media_processor(resolve_model_source(model_args), model_args.image_max_pixels, model_args.image_min_pixels)
+
+def media_kwargs(model_args, template) -> dict:
+    "What a collator needs for batches with images: the template's media plugin and the model's processor (nothing for a text model)"
+    proc = media_processor(model_args)
+    return {} if proc is None else {"plugin": get_mm_plugin(template.name), "processor": proc}
+
 def prepare_data(args:TrainArgs, template, tokenizer, stage:str) -> dict:
     "The run's datasets, tokenized by the main process of each node first (of the whole run with `data_shared_file_system`), the others then reading its cache"
     d, t = args.data, args.training
     with t.main_process_first(local=not d.data_shared_file_system, desc="preparing the data"):
-        return get_dataset(d, template, tokenizer, stage=stage, seed=t.seed)
+        return get_dataset(d, template, tokenizer, stage=stage, seed=t.seed, processor=media_processor(args.model))
 
 def swanlab_callbacks(args:TrainArgs) -> list:
     "SwanLab's Trainer callback when `use_swanlab` is set (`swanlab_mode: local` logs under `output_dir/swanlog` unless `swanlab_logdir` says otherwise)"
@@ -105,6 +118,8 @@ def train_and_evaluate(trainer, args:TrainArgs, has_eval:bool=False) -> dict:
     if t.do_train:
         result = trainer.train(resume_from_checkpoint=resolve_checkpoint(t.resume_from_checkpoint, t.output_dir))
         trainer.save_model()
+        proc = media_processor(args.model)
+        if proc is not None and trainer.is_world_process_zero(): proc.image_processor.save_pretrained(t.output_dir)  # the model folder loads as a VLM
         trainer.save_state()
         metrics.update(result.metrics)
         if f.include_effective_tokens_per_second:
@@ -148,6 +163,32 @@ def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tens
     mask = labels != IGNORE_INDEX
     logps = torch.gather(logits.float().log_softmax(-1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return (logps * mask).sum(-1), mask.sum(-1)
+
+# %% ../nbs/06a_stage.ipynb #faf10c48
+def label_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor, labels:torch.Tensor, stats:bool=False, padding_free:bool=False):
+    "Per-token log-probabilities of `labels`, `(rows, length - 1)` as TRL's fused LM head lays them out, with logits made only where a label follows"
+    from types import SimpleNamespace
+    F = torch.nn.functional
+    nxt = labels[:, 1:]
+    sel = nxt != IGNORE_INDEX  # position t predicts the label at t+1
+    if padding_free:  # right-padded rows as one row of their real tokens; the first token of a row is never a label
+        keep = attention_mask.bool()
+        pos = torch.cat([torch.arange(int(n), device=input_ids.device) for n in keep.sum(-1)])
+        flat = labels.masked_fill(~keep, IGNORE_INDEX); flat[:, 0] = IGNORE_INDEX
+        at = (flat[keep][1:] != IGNORE_INDEX).nonzero()[:, 0]
+        logits = model(input_ids=input_ids[keep][None], position_ids=pos[None], use_cache=False, logits_to_keep=at).logits[0].float()
+    else:
+        with head_at(model, F.pad(sel, (0, 1), value=False)):
+            logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[0].float()
+    tgt = nxt[sel]
+    put = lambda v: v.new_zeros(sel.shape).masked_scatter(sel, v)
+    if not stats: return SimpleNamespace(log_probs=put(-F.cross_entropy(logits, tgt, reduction="none")), label_mask=sel)
+    lp = logits.log_softmax(-1)
+    out = SimpleNamespace(log_probs=put(lp.gather(-1, tgt[:, None])[:, 0]), label_mask=sel)
+    with torch.no_grad():
+        lpd = lp.detach()
+        out.entropy, out.mean_logits, out.is_top1 = put(-(lpd.exp() * lpd).sum(-1)), put(logits.detach().mean(-1)), put(lpd.argmax(-1) == tgt)
+    return out
 
 # %% ../nbs/06a_stage.ipynb #6b9b3501
 def frozen_on(model, device):

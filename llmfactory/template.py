@@ -4,17 +4,17 @@
 
 # %% ../nbs/03_template.ipynb #1cb02f48
 from __future__ import annotations
-import difflib, json, re, warnings
+import json, re, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from .hparams import ConfigError
+from fastcore.basics import patch
+
 from .tools import ToolFormat, get_tool_format, register_tool_format, call_parts, tojson
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'LF_REASONING', 'REACT_TOOLS_PROMPT', 'fill_slot', 'segments_to_turns', 'Template', 'register_template',
-           'template_names', 'get_template']
+__all__ = ['TEMPLATES', 'LF_REASONING', 'REACT_TOOLS_PROMPT', 'fill_slot', 'segments_to_turns', 'Template', 'register_template']
 
 # %% ../nbs/03_template.ipynb #47ebb659
 def fill_slot(slot:str, tokenizer=None, **values) -> str:
@@ -65,127 +65,94 @@ class Template:
     enable_thinking: bool|None = None  # reasoning templates: False drops the replies' thoughts, the empty thought goes in the prompt; None: as each call says
     thought_words: tuple[str, str]|None = None  # (open, close) markers of a reasoning template's thoughts; None: `<think>`/`</think>` where both are special tokens
     empty_thought: str|None = None  # LLaMA-Factory's reasoning templates: the empty thought it adds (its `thought_words[0] + thought_words[1]`); None: not one of them
-
     def __post_init__(self):
         if self.thought_words is None and "<think>" in self.special_tokens and "</think>" in self.special_tokens:
             self.thought_words = ("<think>", "</think>")
         elif self.thought_words is not None: self.thought_words = tuple(self.thought_words)
-
     def _tokens(self, tokenizer):
         if tokenizer is None: return self.bos_token or "", self.eos_token or ""
         return tokenizer.bos_token or "", tokenizer.eos_token or ""
-
     def _with_system(self, messages, system):
         if system is not None and not (messages and messages[0]["role"] == "system"):
             return [{"role": "system", "content": system}] + list(messages)
         return list(messages)
 
-    def _slot_segments(self, messages, tools, add_generation_prompt, bos, eos, **kw):
-        "Segments of the slot-based format"
-        fill = lambda slot, content="": fill_slot(slot, content=content, bos_token=bos, eos_token=eos)
-        text = lambda m: (m.get("content") or "").strip() if self.strip_content else (m.get("content") or "")
-        tf = get_tool_format(self.tool_format)
-        system = self.default_system or None
-        if messages and messages[0]["role"] == "system": system, messages = text(messages[0]), messages[1:]
-        if tools: system = (system + "\n\n" if system else "") + tf.render_tools(tools)
-        if system is not None and self.system_style == "none":  # as LLaMA-Factory and Gemma 3 do: no refusal of a whole dataset
-            _notice(self.name, "system", f"template {self.name!r} has no system role: {'the system prompt and the tools are' if tools else 'the system prompt is'} "
-                    "put at the start of the first user message")
-        if self.strict_roles and any(m["role"] == "tool" for m in messages):
-            _notice(self.name, "tool", f"template {self.name!r} has no tool role: tool results are written as user turns, "
-                    f"tool calls as reply text in the {self.tool_format!r} tool format")
-            messages = _merge_tool_results(messages)
-        to_fold = system is not None and self.system_style in ("fold", "none")
-        segs, prev = [(fill(self.format_prefix), False)], None
-        if system is not None and self.system_style == "turn": segs.append((fill(self.format_system, system), False))
-        for i, m in enumerate(messages):
-            role = m["role"]
-            if self.strict_roles and ("user" if role == "tool" else role) != ("user" if i % 2 == 0 else "assistant"):
+# %% ../nbs/03_template.ipynb #ca6cff17
+@patch
+def _slot_segments(self:Template, messages, tools, add_generation_prompt, bos, eos, **kw):
+    "Segments of the slot-based format"
+    fill = lambda slot, content="": fill_slot(slot, content=content, bos_token=bos, eos_token=eos)
+    text = lambda m: (m.get("content") or "").strip() if self.strip_content else (m.get("content") or "")
+    tf = get_tool_format(self.tool_format)
+    system = self.default_system or None
+    if messages and messages[0]["role"] == "system": system, messages = text(messages[0]), messages[1:]
+    if tools: system = (system + "\n\n" if system else "") + tf.render_tools(tools)
+    if system is not None and self.system_style == "none":  # as LLaMA-Factory and Gemma 3 do: no refusal of a whole dataset
+        _notice(self.name, "system", f"template {self.name!r} has no system role: {'the system prompt and the tools are' if tools else 'the system prompt is'} "
+                "put at the start of the first user message")
+    if self.strict_roles and any(m["role"] == "tool" for m in messages):
+        _notice(self.name, "tool", f"template {self.name!r} has no tool role: tool results are written as user turns, "
+                f"tool calls as reply text in the {self.tool_format!r} tool format")
+        messages = _merge_tool_results(messages)
+    to_fold = system is not None and self.system_style in ("fold", "none")
+    segs, prev = [(fill(self.format_prefix), False)], None
+    if system is not None and self.system_style == "turn": segs.append((fill(self.format_system, system), False))
+    for i, m in enumerate(messages):
+        role = m["role"]
+        if self.strict_roles and ("user" if role == "tool" else role) != ("user" if i % 2 == 0 else "assistant"):
+            raise ValueError(f"template {self.name!r} expects alternating user/assistant messages, got roles {[m['role'] for m in messages]}")
+        if role == "user":
+            content = text(m)
+            if to_fold:  # the first user message carries the system prompt
+                content = (fill(self.format_system, system) if self.system_style == "fold" else system + "\n\n") + content
+                to_fold = False
+            segs.append((fill(self.format_user, content), False))
+        elif role == "assistant":
+            if prev not in ("user", "tool"):
                 raise ValueError(f"template {self.name!r} expects alternating user/assistant messages, got roles {[m['role'] for m in messages]}")
-            if role == "user":
-                content = text(m)
-                if to_fold:  # the first user message carries the system prompt
-                    content = (fill(self.format_system, system) if self.system_style == "fold" else system + "\n\n") + content
-                    to_fold = False
-                segs.append((fill(self.format_user, content), False))
-            elif role == "assistant":
-                if prev not in ("user", "tool"):
-                    raise ValueError(f"template {self.name!r} expects alternating user/assistant messages, got roles {[m['role'] for m in messages]}")
-                segs.append((fill(self.format_generation), False))
-                if m.get("tool_calls"):
-                    calls = tf.render_calls(m["tool_calls"])
-                    segs.append((fill(self.format_function or self.format_assistant, (text(m) + "\n" if text(m) else "") + calls), True))
-                else: segs.append((fill(self.format_assistant, text(m)), True))
-            elif role == "tool": segs.append((fill(self.format_observation or self.format_user, text(m)), False))
-            elif role == "system": segs.append((fill(self.format_system, text(m)), False))
-            else: raise ValueError(f"unknown role {role!r}")
-            prev = role
-        if add_generation_prompt: segs.append((fill(self.format_generation), False))
-        else: segs.append((fill(self.format_suffix), bool(messages) and messages[-1]["role"] == "assistant"))
-        return segs
+            segs.append((fill(self.format_generation), False))
+            if m.get("tool_calls"):
+                calls = tf.render_calls(m["tool_calls"])
+                segs.append((fill(self.format_function or self.format_assistant, (text(m) + "\n" if text(m) else "") + calls), True))
+            else: segs.append((fill(self.format_assistant, text(m)), True))
+        elif role == "tool": segs.append((fill(self.format_observation or self.format_user, text(m)), False))
+        elif role == "system": segs.append((fill(self.format_system, text(m)), False))
+        else: raise ValueError(f"unknown role {role!r}")
+        prev = role
+    if add_generation_prompt: segs.append((fill(self.format_generation), False))
+    else: segs.append((fill(self.format_suffix), bool(messages) and messages[-1]["role"] == "assistant"))
+    return segs
 
-    def render_segments(self, messages:list[dict], system:str|None=None, tokenizer=None, tools:list|None=None,
-                        add_generation_prompt:bool=False, **kwargs) -> list[tuple[str, bool]]:
-        "`(text, is_reply)` pieces of the conversation"
-        bos, eos = self._tokens(tokenizer)
-        fn = self.segments or Template._slot_segments
-        if self.enable_thinking is not None: kwargs.setdefault("enable_thinking", self.enable_thinking)
-        messages, words, think = self._with_system(messages, system), self.thought_words, kwargs.get("enable_thinking")
-        if not (words and think is not None): return fn(self, messages, tools or None, add_generation_prompt, bos, eos, **kwargs)
-        if think is False: messages = [_without_thought(m, words) for m in messages]  # LLaMA-Factory's enable_thinking: false
-        if think and self.enable_thinking and self.empty_thought and not add_generation_prompt:  # training data: every turn keeps its thought, as LLaMA-Factory
-            kwargs.setdefault("preserve_thinking", True); kwargs.setdefault("clear_thinking", False)
-        segs = fn(self, messages, tools or None, add_generation_prompt, bos, eos, **kwargs)
-        if think is False: segs = _thought_to_prompt(segs, words)
-        if not self.empty_thought or (think and self.enable_thinking is not True): return segs  # a call's enable_thinking=True is the official template's switch
-        return _lf_thought(segs, words, self.empty_thought, think, add_generation_prompt)
+# %% ../nbs/03_template.ipynb #9769daeb
+@patch
+def render_segments(self:Template, messages:list[dict], system:str|None=None, tokenizer=None, tools:list|None=None,
+                    add_generation_prompt:bool=False, **kwargs) -> list[tuple[str, bool]]:
+    "`(text, is_reply)` pieces of the conversation"
+    bos, eos = self._tokens(tokenizer)
+    fn = self.segments or Template._slot_segments
+    if self.enable_thinking is not None: kwargs.setdefault("enable_thinking", self.enable_thinking)
+    messages, words, think = self._with_system(messages, system), self.thought_words, kwargs.get("enable_thinking")
+    if not (words and think is not None): return fn(self, messages, tools or None, add_generation_prompt, bos, eos, **kwargs)
+    if think is False: messages = [_without_thought(m, words) for m in messages]  # LLaMA-Factory's enable_thinking: false
+    if think and self.enable_thinking and self.empty_thought and not add_generation_prompt:  # training data: every turn keeps its thought, as LLaMA-Factory
+        kwargs.setdefault("preserve_thinking", True); kwargs.setdefault("clear_thinking", False)
+    segs = fn(self, messages, tools or None, add_generation_prompt, bos, eos, **kwargs)
+    if think is False: segs = _thought_to_prompt(segs, words)
+    if not self.empty_thought or (think and self.enable_thinking is not True): return segs  # a call's enable_thinking=True is the official template's switch
+    return _lf_thought(segs, words, self.empty_thought, think, add_generation_prompt)
 
-    def render_turns(self, messages:list[dict], system:str|None=None, tokenizer=None, tools:list|None=None,
-                     add_generation_prompt:bool=False, **kwargs) -> list[tuple[str, str]]:
-        "(prompt text, reply text) of each turn; the last reply is '' when the conversation does not end on a reply"
-        return segments_to_turns(self.render_segments(messages, system, tokenizer, tools, add_generation_prompt, **kwargs))
+# %% ../nbs/03_template.ipynb #75ee097e
+@patch
+def render_turns(self:Template, messages:list[dict], system:str|None=None, tokenizer=None, tools:list|None=None,
+                 add_generation_prompt:bool=False, **kwargs) -> list[tuple[str, str]]:
+    "(prompt text, reply text) of each turn; the last reply is '' when the conversation does not end on a reply"
+    return segments_to_turns(self.render_segments(messages, system, tokenizer, tools, add_generation_prompt, **kwargs))
 
-    def render(self, messages:list[dict], add_generation_prompt:bool=False, system:str|None=None, tokenizer=None,
-               tools:list|None=None, **kwargs) -> str:
-        "The text of the conversation; with `add_generation_prompt`, ends ready for the assistant's reply"
-        return "".join(t for t, _ in self.render_segments(messages, system, tokenizer, tools, add_generation_prompt, **kwargs))
-
-    def encode_multiturn(self, tokenizer, messages:list[dict], system:str|None=None, tools:list|None=None,
-                         **kwargs) -> list[tuple[list[int], list[int]]]:
-        "Token ids of each turn as (prompt ids, reply ids); the loss goes on the reply ids"
-        enc = lambda s: tokenizer.encode(s, add_special_tokens=False) if s else []
-        return [(enc(p), enc(r)) for p, r in self.render_turns(messages, system, tokenizer, tools, **kwargs)]
-
-    def parse_tool_calls(self, text:str) -> tuple[str, list[dict]]:
-        "`(content, [{'name', 'arguments'}])` of a generated reply, in this template's tool format"
-        text = text.rstrip()
-        for end in self.stop:  # a reply may still carry its end token
-            text = text.removesuffix(end).rstrip()
-        return get_tool_format(self.tool_format).parse(text)
-
-    def fix_tokenizer(self, tokenizer):
-        "Make `tokenizer` fit the template: known special tokens, an eos and a pad token; returns it"
-        missing = [t for t in self.special_tokens if t not in tokenizer.get_vocab()]
-        if missing:
-            warnings.warn(f"template {self.name!r}: adding special tokens {missing} to the tokenizer; resize the model's embeddings")
-            tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
-        if tokenizer.eos_token is None and self.eos_token:
-            tokenizer.eos_token = self.eos_token
-        if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
-
-    @property
-    def stop(self) -> list[str]:
-        "Strings that end a reply: the family's end token and its stop words"
-        return list(dict.fromkeys(([self.eos_token] if self.eos_token else []) + self.stop_words))
-
-    def stop_token_ids(self, tokenizer) -> list[int]:
-        "Ids that should end generation: the tokenizer's eos and every stop string that is a single token"
-        ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        for w in self.stop:
-            enc = tokenizer.encode(w, add_special_tokens=False)
-            if len(enc) == 1 and enc[0] not in ids: ids.append(enc[0])
-        return ids
+@patch
+def render(self:Template, messages:list[dict], add_generation_prompt:bool=False, system:str|None=None, tokenizer=None,
+           tools:list|None=None, **kwargs) -> str:
+    "The text of the conversation; with `add_generation_prompt`, ends ready for the assistant's reply"
+    return "".join(t for t, _ in self.render_segments(messages, system, tokenizer, tools, add_generation_prompt, **kwargs))
 
 # %% ../nbs/03_template.ipynb #149962c4
 def _without_thought(message:dict, words:tuple[str, str]) -> dict:
@@ -257,32 +224,22 @@ register_template(Template(
     doc="LLaMA-Factory's format for base models",
 ))
 
-def _load_families():
-    from llmfactory import families, families_al, families_mz  # noqa: F401  (register the model families)
-    for name, (words, empty) in LF_REASONING.items():  # LLaMA-Factory's reasoning templates (see "Thinking on or off")
-        t = TEMPLATES.get(name)
-        if t is not None and t.empty_thought is None: t.thought_words, t.empty_thought = tuple(words), empty
+# %% ../nbs/03_template.ipynb #da1a332c
+@patch
+def encode_multiturn(self:Template, tokenizer, messages:list[dict], system:str|None=None, tools:list|None=None,
+                     **kwargs) -> list[tuple[list[int], list[int]]]:
+    "Token ids of each turn as (prompt ids, reply ids); the loss goes on the reply ids"
+    enc = lambda s: tokenizer.encode(s, add_special_tokens=False) if s else []
+    return [(enc(p), enc(r)) for p, r in self.render_turns(messages, system, tokenizer, tools, **kwargs)]
 
-def template_names() -> list[str]:
-    "Names of every registered template"
-    _load_families()
-    return sorted(TEMPLATES)
-
-def get_template(name:str|None, tokenizer=None) -> Template:
-    "The registered template `name`; with `name=None`, or a name not registered here, the one built from `tokenizer`'s own chat template"
-    _load_families()
-    if name is None:
-        if tokenizer is None: raise ValueError("get_template needs a template name or a tokenizer")
-        from llmfactory.template_auto import template_from_tokenizer
-        return template_from_tokenizer(tokenizer)
-    if name in TEMPLATES: return TEMPLATES[name]
-    close = difflib.get_close_matches(str(name), TEMPLATES, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}? " if close else ""
-    if getattr(tokenizer, "chat_template", None):  # a safe fallback: the format the model was released with
-        from llmfactory.template_auto import template_from_tokenizer
-        warnings.warn(f"template {name!r} is not known here ({hint.strip() or 'see `llmfactory template list`'}): using the tokenizer's own chat_template", stacklevel=2)
-        return template_from_tokenizer(tokenizer, name=str(name))
-    raise ConfigError(f"unknown template {name!r}: {hint}available templates: {', '.join(template_names())}")
+# %% ../nbs/03_template.ipynb #b7534401
+@patch
+def parse_tool_calls(self:Template, text:str) -> tuple[str, list[dict]]:
+    "`(content, [{'name', 'arguments'}])` of a generated reply, in this template's tool format"
+    text = text.rstrip()
+    for end in self.stop:  # a reply may still carry its end token
+        text = text.removesuffix(end).rstrip()
+    return get_tool_format(self.tool_format).parse(text)
 
 # %% ../nbs/03_template.ipynb #5e3b3113
 _NOTICED: set = set()
@@ -349,3 +306,31 @@ def _react_parse(text):
     return (text[:_REACT_CALL.search(text).start()].strip(), calls) if calls else (text, [])
 
 register_tool_format(ToolFormat("react", _react_tools, _react_calls, _react_parse))
+
+# %% ../nbs/03_template.ipynb #0dee1d04
+@patch
+def fix_tokenizer(self:Template, tokenizer):
+    "Make `tokenizer` fit the template: known special tokens, an eos and a pad token; returns it"
+    missing = [t for t in self.special_tokens if t not in tokenizer.get_vocab()]
+    if missing:
+        warnings.warn(f"template {self.name!r}: adding special tokens {missing} to the tokenizer; resize the model's embeddings")
+        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+    if tokenizer.eos_token is None and self.eos_token:
+        tokenizer.eos_token = self.eos_token
+    if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+# %% ../nbs/03_template.ipynb #7ea7fb32
+@patch(as_prop=True)
+def stop(self:Template) -> list[str]:
+    "Strings that end a reply: the family's end token and its stop words"
+    return list(dict.fromkeys(([self.eos_token] if self.eos_token else []) + self.stop_words))
+
+@patch
+def stop_token_ids(self:Template, tokenizer) -> list[int]:
+    "Ids that should end generation: the tokenizer's eos and every stop string that is a single token"
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    for w in self.stop:
+        enc = tokenizer.encode(w, add_special_tokens=False)
+        if len(enc) == 1 and enc[0] not in ids: ids.append(enc[0])
+    return ids

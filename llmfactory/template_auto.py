@@ -9,15 +9,41 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from .template import Template, TEMPLATES, get_template, template_names, _quiet_notices
+from .hparams import ConfigError
+from .template import Template, TEMPLATES, LF_REASONING, _quiet_notices
 from .tools import get_tool_format
-import llmfactory.families  # noqa: F401  (registers the families)
+from . import families, families_al, families_mz  # noqa: F401  (importing them registers every family)
 from .families_al import MODEL_ROWS as _ROWS_AL
 from .families_mz import MODEL_ROWS as _ROWS_MZ
 
 # %% auto #0
-__all__ = ['MODEL_TEMPLATES', 'template_for_model', 'default_lora_target', 'template_from_tokenizer', 'check_template',
-           'guess_template', 'template_main', 'get_template_for']
+__all__ = ['MODEL_TEMPLATES', 'template_names', 'get_template', 'template_for_model', 'default_lora_target',
+           'template_from_tokenizer', 'check_template', 'guess_template', 'template_main', 'get_template_for']
+
+# %% ../nbs/03c_template_auto.ipynb #0626fe96
+def _mark_reasoning():
+    "Give LLaMA-Factory's reasoning templates their thought markers and empty thought, where not set"
+    for name, (words, empty) in LF_REASONING.items():
+        t = TEMPLATES.get(name)
+        if t is not None and t.empty_thought is None: t.thought_words, t.empty_thought = tuple(words), empty
+
+def template_names() -> list[str]:
+    "Names of every registered template"
+    return sorted(TEMPLATES)
+
+def get_template(name:str|None, tokenizer=None) -> Template:
+    "The registered template `name`; with `name=None`, or a name not registered here, the one built from `tokenizer`'s own chat template"
+    _mark_reasoning()
+    if name is None:
+        if tokenizer is None: raise ValueError("get_template needs a template name or a tokenizer")
+        return template_from_tokenizer(tokenizer)
+    if name in TEMPLATES: return TEMPLATES[name]
+    close = difflib.get_close_matches(str(name), TEMPLATES, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    if getattr(tokenizer, "chat_template", None):  # a safe fallback: the format the model was released with
+        warnings.warn(f"template {name!r} is not known here ({hint.strip() or 'see `llmfactory template list`'}): using the tokenizer's own chat_template", stacklevel=2)
+        return template_from_tokenizer(tokenizer, name=str(name))
+    raise ConfigError(f"unknown template {name!r}: {hint}available templates: {', '.join(template_names())}")
 
 # %% ../nbs/03c_template_auto.ipynb #5cb0ef84
 MODEL_TEMPLATES: list[tuple[str, str, str]] = _ROWS_AL + _ROWS_MZ + [

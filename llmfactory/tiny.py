@@ -10,8 +10,9 @@ from pathlib import Path
 from .demo import demo_corpus
 
 # %% auto #0
-__all__ = ['TINY_FAMILIES', 'TINY_PREFIX', 'TINY_SIZES', 'TINY_VERSION', 'tiny_model_names', 'parse_tiny_name',
-           'build_tiny_tokenizer', 'build_tiny_model', 'cache_dir', 'tiny_model_path', 'resolve_model_path']
+__all__ = ['TINY_FAMILIES', 'TINY_PREFIX', 'TINY_VLMS', 'TINY_SIZES', 'TINY_VERSION', 'tiny_model_names', 'parse_tiny_name',
+           'build_tiny_tokenizer', 'build_tiny_model', 'build_tiny_vlm', 'cache_dir', 'tiny_model_path',
+           'resolve_model_path']
 
 # %% ../nbs/01_tiny.ipynb #49510817
 _LLAMA3 = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
@@ -44,6 +45,16 @@ TINY_FAMILIES = {
 }
 TINY_PREFIX = "tiny-"
 
+# %% ../nbs/01_tiny.ipynb #5e9db1d4
+_QWEN2_VL = ("{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+TINY_VLMS = {
+    "qwen2-vl": dict(arch="Qwen2VLForConditionalGeneration", config="Qwen2VLConfig", family="qwen2", template=_QWEN2_VL,
+                     extra=["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
+                     image_processor="Qwen2VLImageProcessorPil", min_pixels=56 * 56, max_pixels=112 * 112),
+}
+
+
 # %% ../nbs/01_tiny.ipynb #43b094b7
 TINY_SIZES = {
     "tiny":  dict(hidden_size=64,  intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=2000, initializer_range=0.1),
@@ -53,11 +64,12 @@ TINY_VERSION = 2  # bump when the recipe changes, so cached folders are rebuilt
 
 def tiny_model_names() -> list[str]:
     "Every name `resolve_model_path` accepts as a tiny model"
-    return [f"{TINY_PREFIX}{f}" + ("" if s == "tiny" else f"-{s}") for f in TINY_FAMILIES for s in TINY_SIZES]
+    return [f"{TINY_PREFIX}{f}" + ("" if s == "tiny" else f"-{s}") for f in TINY_FAMILIES for s in TINY_SIZES] + [f"{TINY_PREFIX}{v}" for v in TINY_VLMS]
 
 def parse_tiny_name(name:str) -> tuple[str, str] | None:
     "(family, size) for a tiny model name, or `None` if `name` is not one"
     if not isinstance(name, str) or not name.startswith(TINY_PREFIX): return None
+    if name[len(TINY_PREFIX):] in TINY_VLMS: return name[len(TINY_PREFIX):], "tiny"  # vision-language models come in one size
     family, _, size = name[len(TINY_PREFIX):].partition("-")
     size = size or "tiny"
     return (family, size) if family in TINY_FAMILIES and size in TINY_SIZES else None
@@ -65,12 +77,14 @@ def parse_tiny_name(name:str) -> tuple[str, str] | None:
 # %% ../nbs/01_tiny.ipynb #a8e0e6db
 def build_tiny_tokenizer(family:str="llama", # a key of `TINY_FAMILIES`
                          vocab_size:int=2000, # size of the BPE vocabulary, special tokens included
+                         extra:tuple=(), # more special tokens (a vision-language model's media tokens)
+                         template:str|None=None, # a chat template other than the family's
                         ):
     "A byte-level BPE tokenizer trained on `demo_corpus`, with `family`'s special tokens and chat template"
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
     spec = TINY_FAMILIES[family]
-    special = [t for t in [spec["bos"], spec["eos"], spec["pad"], *spec["extra"]] if t]
+    special = [t for t in [spec["bos"], spec["eos"], spec["pad"], *spec["extra"], *extra] if t]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -83,8 +97,8 @@ def build_tiny_tokenizer(family:str="llama", # a key of `TINY_FAMILIES`
                                                            special_tokens=[(bos, tok.token_to_id(bos))])
     else: tok.post_processor = processors.ByteLevel(trim_offsets=False)
     hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=spec["bos"], eos_token=spec["eos"], pad_token=spec["pad"],
-                                 additional_special_tokens=spec["extra"], model_max_length=2048, clean_up_tokenization_spaces=False)
-    hf.chat_template = spec["template"]
+                                 additional_special_tokens=[*spec["extra"], *extra], model_max_length=2048, clean_up_tokenization_spaces=False)
+    hf.chat_template = template or spec["template"]
     return hf
 
 # %% ../nbs/01_tiny.ipynb #9b0f5660
@@ -120,6 +134,31 @@ def build_tiny_model(family:str="llama", # a key of `TINY_FAMILIES`
     model.save_pretrained(path)
     return path
 
+# %% ../nbs/01_tiny.ipynb #e7f09fcd
+def build_tiny_vlm(name:str="qwen2-vl", # a key of `TINY_VLMS`
+                   path:str|Path|None=None, # output folder (a temporary one if not given)
+                   seed:int=0, # fixes the random weights
+                  ) -> Path:
+    "Build a random-weight vision-language model `name` with its tokenizer and image processor and save them to `path`"
+    import torch, transformers
+    spec = TINY_VLMS[name]
+    path = Path(path or tempfile.mkdtemp(prefix=f"tiny-{name}-"))
+    tok = build_tiny_tokenizer(spec["family"], TINY_SIZES["tiny"]["vocab_size"], extra=tuple(spec["extra"]), template=spec["template"])
+    ids = dict(zip(("vision_start_token_id", "vision_end_token_id", "image_token_id", "video_token_id"), tok.convert_tokens_to_ids(spec["extra"])))
+    dims = {k: v for k, v in TINY_SIZES["tiny"].items() if k not in ("vocab_size", "initializer_range")}
+    text = dict(dims, vocab_size=len(tok), max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
+    vision = dict(depth=2, embed_dim=32, hidden_size=dims["hidden_size"], num_heads=2, mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+    config = getattr(transformers, spec["config"])(text_config=text, vision_config=vision, **ids)
+    torch.manual_seed(seed)
+    model = getattr(transformers, spec["arch"])(config).to(torch.float32)
+    model.generation_config.pad_token_id, model.generation_config.eos_token_id = tok.pad_token_id, tok.eos_token_id
+    from transformers.models.qwen2_vl import image_processing_pil_qwen2_vl as ipm
+    getattr(ipm, spec["image_processor"])(min_pixels=spec["min_pixels"], max_pixels=spec["max_pixels"]).save_pretrained(path)
+    tok.save_pretrained(path)
+    model.save_pretrained(path)
+    return path
+
 # %% ../nbs/01_tiny.ipynb #b9634746
 def cache_dir() -> Path:
     "Root of llmfactory's cache: `$LLMFACTORY_CACHE`, else `~/.cache/llmfactory`"
@@ -136,7 +175,8 @@ def tiny_model_path(name:str, # e.g. `tiny-llama` or `tiny-gemma-small`
     if dest.exists() and not rebuild: return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest.parent))
-    build_tiny_model(family, tmp, size=size)
+    if family in TINY_VLMS: build_tiny_vlm(family, tmp)
+    else: build_tiny_model(family, tmp, size=size)
     if dest.exists(): shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest

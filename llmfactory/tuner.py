@@ -13,7 +13,7 @@ from .callbacks import read_log
 from .data import check_stage_data, get_dataset_attrs
 from .hparams import ConfigError, TrainArgs, check_runtime, get_train_args
 from .optim import check_optimizer_args
-from .template import get_template
+from .template_auto import get_template
 
 # %% auto #0
 __all__ = ['STAGE_RUNNERS', 'TRAIN_USAGE', 'get_runner', 'preflight', 'save_config', 'train', 'torchrun_command', 'train_main']
@@ -42,12 +42,32 @@ def _check_template(args:TrainArgs):
         get_template(args.data.template, tok)  # warns: the tokenizer's chat_template is used
         args.data.template = None  # the run builds its template from the tokenizer's chat_template
 
+_MM_KEYS = {"freeze_vision_tower": True, "freeze_multi_modal_projector": True, "freeze_language_model": False, "train_mm_proj_only": False}
+
+def _check_multimodal(args:TrainArgs, attrs:list):
+    "Multimodal settings and image data only with a vision-language model and a template that takes images; `media_dir` an existing folder"
+    from llmfactory.mm_plugin import get_mm_plugin
+    d, f = args.data, args.finetuning
+    if d.media_dir and not Path(d.media_dir).is_dir(): raise ConfigError(f"media_dir: {d.media_dir!r} is not a folder")
+    keys = [k for k, default in _MM_KEYS.items() if getattr(f, k) != default]
+    images = [a.name for a in attrs if a.columns.get("images")]
+    if not keys and not images: return
+    from llmfactory.model import load_config
+    from llmfactory.vlm import is_vlm
+    if not is_vlm(load_config(copy.copy(args.model))):  # the config alone: no weights
+        what = f"{keys[0]} applies to vision-language models" if keys else f"dataset {images[0]!r} has images"
+        raise ConfigError(f"{what}, and {args.model.model_name_or_path!r} is a text model: use a vision-language model (e.g. Qwen/Qwen2-VL-2B-Instruct, tiny-qwen2-vl)"
+                          + (" or remove the key" if keys else " or a dataset without images"))
+    if images and d.template and get_mm_plugin(d.template).image_token is None:
+        raise ConfigError(f"template: {d.template!r} takes no images, and dataset {images[0]!r} has them: use the model's multimodal template (e.g. qwen2_vl)")
+
 def preflight(config=None, overrides=None) -> TrainArgs:
     "Parse `config` and check everything that can be checked without loading the model"
     args = get_train_args(config, overrides)
     if args.data.template: _check_template(args)  # ConfigError naming close matches
-    if args.data.dataset:
-        check_stage_data(get_dataset_attrs(args.data.dataset, args.data.dataset_dir), args.finetuning.stage)
+    attrs = get_dataset_attrs(args.data.dataset, args.data.dataset_dir) if args.data.dataset else []
+    if attrs: check_stage_data(attrs, args.finetuning.stage)
+    _check_multimodal(args, attrs)
     get_runner(args.finetuning.stage)
     check_runtime(args)  # e.g. deepspeed without the package or a GPU
     check_optimizer_args(args.finetuning)  # e.g. GaLore without galore-torch

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util, uuid
 from typing import AsyncIterator
 
-from .chat import BaseEngine, Response, context_length, cut_at_stop, encode_prompt, generation_settings
+from .engine import BaseEngine, Response, context_length, cut_at_stop, encode_prompt, generation_settings
 from .hparams import ConfigError, DataArguments, FinetuningArguments, GeneratingArguments, ModelArguments
 from .model import load_tokenizer
 from .template_auto import get_template_for

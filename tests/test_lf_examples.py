@@ -98,3 +98,80 @@ def test_lf_registry_entries_parse(name, tmp_path):
     attrs = get_dataset_attrs([name], str(lf_dataset_dir(tmp_path)))
     check_stage_data(attrs, stage)
     assert len(attrs) == 1
+
+
+# examples/train_lora/qwen2_5vl_lora_sft.yaml of LLaMA-Factory, as it ships
+QWEN2_5VL_LORA_SFT = """\
+### model
+model_name_or_path: Qwen/Qwen2.5-VL-7B-Instruct
+image_max_pixels: 262144
+video_max_pixels: 16384
+trust_remote_code: true
+
+### method
+stage: sft
+do_train: true
+finetuning_type: lora
+lora_rank: 8
+lora_target: all
+
+### dataset
+dataset: mllm_demo,identity,alpaca_en_demo  # video: mllm_video_demo
+template: qwen2_vl
+cutoff_len: 2048
+max_samples: 1000
+overwrite_cache: true
+preprocessing_num_workers: 16
+dataloader_num_workers: 4
+
+### output
+output_dir: saves/qwen2_5vl-7b/lora/sft
+logging_steps: 10
+save_steps: 500
+plot_loss: true
+overwrite_output_dir: true
+save_only_model: false
+report_to: none  # choices: [none, wandb, tensorboard, swanlab, mlflow]
+
+### train
+per_device_train_batch_size: 1
+gradient_accumulation_steps: 8
+learning_rate: 1.0e-4
+num_train_epochs: 3.0
+lr_scheduler_type: cosine
+warmup_ratio: 0.1
+bf16: true
+ddp_timeout: 180000000
+resume_from_checkpoint: null
+
+### eval
+# val_size: 0.1
+# per_device_eval_batch_size: 1
+# eval_strategy: steps
+# eval_steps: 500
+"""
+
+
+@needs_shared
+def test_lf_vlm_example_on_the_tiny_qwen2_vl(tmp_path):
+    "LLaMA-Factory's Qwen2.5-VL LoRA example with its registry (mllm_demo beside identity and alpaca_en_demo) trains the tiny Qwen2-VL"
+    from llmfactory.demo import demo_images
+    data = lf_dataset_dir(tmp_path)
+    rows, images = demo_images()  # LLaMA-Factory's mllm_demo.json is not in ../shared: the project's own, in its layout
+    (data / "mllm_demo.json").write_text(json.dumps(rows["mllm_demo.json"]))
+    for rel, img in images.items():
+        (data / rel).parent.mkdir(parents=True, exist_ok=True); img.save(data / rel)
+    cfg = tmp_path / "qwen2_5vl_lora_sft.yaml"
+    cfg.write_text(QWEN2_5VL_LORA_SFT)
+    out = tmp_path / "sft"
+    overrides = ["model_name_or_path=tiny-qwen2-vl", f"dataset_dir={data}", f"output_dir={out}", "max_samples=8", "max_steps=2",
+                 "logging_steps=1", "gradient_accumulation_steps=2", "dataloader_num_workers=0", "preprocessing_num_workers=1", "disable_tqdm=true"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-m", "llmfactory.cli", "train", str(cfg), *overrides], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    assert "multimodal: LoRA on the language model; projector frozen; vision tower frozen" in res.stdout
+    logs = [json.loads(l) for l in (out / "trainer_log.jsonl").read_text().splitlines()]
+    assert [r["current_steps"] for r in logs if "loss" in r] == [1, 2]
+    assert all(r["loss"] == r["loss"] and r["loss"] > 0 for r in logs if "loss" in r)
+    assert (out / "adapter_model.safetensors").exists()
