@@ -5,7 +5,6 @@
 # %% ../nbs/07c_dpo.ipynb #505f805a
 from __future__ import annotations
 import dataclasses
-from collections import defaultdict
 from contextlib import nullcontext
 
 import torch
@@ -19,7 +18,7 @@ from trl.trainer.utils import disable_dropout_in_model, hash_module
 from .callbacks import StageTrainer
 from .data import IGNORE_INDEX, get_collator
 from .hparams import ConfigError, FinetuningArguments, TrainArgs
-from .stage import frozen_on, get_ref_model, label_logps, reference, setup_stage, train_and_evaluate
+from .stage import set_trl_loss_state, frozen_on, get_ref_model, label_logps, reference, setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['TRL_LOSSES', 'OWN_LOSSES', 'NO_REFERENCE', 'ld_sum', 'preference_loss', 'check_dpo_args', 'dpo_config', 'DPOTrainer',
@@ -118,12 +117,7 @@ class DPOTrainer(StageTrainer, trl.DPOTrainer):
         self.beta, self.loss_types, self.loss_weights = args.beta, args.loss_type, args.loss_weights or [1.0] * len(args.loss_type)
         self.ld_alpha, self.label_smoothing, self.use_weighting = args.ld_alpha, args.label_smoothing, args.use_weighting
         self.f_divergence_type, self.f_alpha_divergence_coef = args.f_divergence_type, args.f_alpha_divergence_coef
-        self.precompute_ref_logps = True  # TRL reads the reference log-probs from the batch: precomputed, or computed first by `_compute_loss`
-        self.aux_loss_enabled, self.router_aux_loss_coef = False, 0.0
-        self._metrics, self._total_train_tokens, self._tp_size = {"train": defaultdict(list), "eval": defaultdict(list)}, 0, 1
-        self._is_vision_dataset = self._is_vlm = False
-        self.maybe_activation_offload_context = nullcontext()
-        self.ref_model = frozen_on(ref_model, self.args.device)
+        set_trl_loss_state(self, ref_model)
         self.needs_reference = finetuning_args.pref_loss not in NO_REFERENCE
         if self.needs_reference and self.ref_model is None and not hasattr(self.model, "disable_adapter") and not args.precompute_ref_log_probs:
             raise ValueError("DPO of a full model needs a frozen reference: pass ref_model (llmfactory.stage.get_ref_model) or precompute_ref_log_probs")

@@ -5,7 +5,6 @@
 # %% ../nbs/07d_kto.ipynb #bf1912d6
 from __future__ import annotations
 import dataclasses
-from collections import defaultdict
 from contextlib import nullcontext
 
 import torch
@@ -18,7 +17,7 @@ from trl.trainer.utils import disable_dropout_in_model, hash_module
 from .callbacks import StageTrainer
 from .data import IGNORE_INDEX, get_collator
 from .hparams import FinetuningArguments, TrainArgs
-from .stage import frozen_on, get_ref_model, label_logps, reference, setup_stage, train_and_evaluate
+from .stage import set_trl_loss_state, frozen_on, get_ref_model, label_logps, reference, setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['kto_config', 'KTOTrainer', 'run_kto']
@@ -56,12 +55,7 @@ class KTOTrainer(StageTrainer, trl.KTOTrainer):
         self.beta, self.loss_type = args.beta, args.loss_type
         self.desirable_weight, self.undesirable_weight = args.desirable_weight, args.undesirable_weight
         self.calculate_KL = args.loss_type != "apo_zero_unpaired"
-        self.precompute_ref_logps = True  # TRL reads the reference log-probs from the batch: precomputed, or computed first by `_compute_loss`
-        self.aux_loss_enabled, self.router_aux_loss_coef = False, 0.0
-        self._metrics, self._total_train_tokens, self._tp_size = {"train": defaultdict(list), "eval": defaultdict(list)}, 0, 1
-        self._is_vision_dataset = self._is_vlm = False
-        self.maybe_activation_offload_context = nullcontext()
-        self.ref_model = frozen_on(ref_model, self.args.device)
+        set_trl_loss_state(self, ref_model)
         if self.ref_model is None and not hasattr(self.model, "disable_adapter") and not args.precompute_ref_log_probs:
             raise ValueError("KTO of a full model needs a frozen reference: pass ref_model (llmfactory.stage.get_ref_model) or precompute_ref_log_probs")
         if args.precompute_ref_log_probs:  # TRL's pass over the datasets, through `compute_ref_log_probs`

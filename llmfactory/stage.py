@@ -6,7 +6,7 @@
 from __future__ import annotations
 import dataclasses, os, sys, warnings
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -24,7 +24,8 @@ from .vlm import is_vlm
 # %% auto #0
 __all__ = ['resolve_checkpoint', 'head_at', 'media_processor', 'media_kwargs', 'prepare_data', 'swanlab_callbacks',
            'configure_run', 'effective_tokens_per_sec', 'predict_generating', 'train_and_evaluate', 'setup_stage',
-           'sequence_logps', 'label_logps', 'frozen_on', 'get_ref_model', 'reference', 'MetricsMixin']
+           'sequence_logps', 'label_logps', 'frozen_on', 'get_ref_model', 'reference', 'set_trl_loss_state',
+           'MetricsMixin']
 
 # %% ../nbs/06a_stage.ipynb #efb31859
 def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
@@ -214,6 +215,16 @@ def reference(model, ref_model=None):
     if ref_model is not None: yield ref_model
     else:
         with model.disable_adapter(): yield model
+
+def set_trl_loss_state(trainer, ref_model=None):
+    "Set what TRL's DPO and KTO trainers set in their `__init__` and their losses read, for a subclass that calls `Trainer.__init__` itself; the frozen reference goes beside the policy"
+    trainer.precompute_ref_logps = True  # TRL reads the reference log-probs from the batch: precomputed, or computed first by `_compute_loss`
+    trainer.aux_loss_enabled, trainer.router_aux_loss_coef = False, 0.0
+    trainer._metrics, trainer._total_train_tokens, trainer._tp_size = {"train": defaultdict(list), "eval": defaultdict(list)}, 0, 1
+    trainer._is_vision_dataset = trainer._is_vlm = False
+    trainer.maybe_activation_offload_context = nullcontext()
+    trainer.ref_model = frozen_on(ref_model, trainer.args.device)
+
 
 # %% ../nbs/06a_stage.ipynb #63903899
 class MetricsMixin:
