@@ -28,10 +28,10 @@ __all__ = ['ALPACA_COLUMNS', 'SHAREGPT_COLUMNS', 'OPENAI_COLUMNS', 'SHAREGPT_TAG
            'encode_supervised', 'preprocess_supervised', 'get_collator']
 
 # %% ../nbs/04_data.ipynb #f9f227ec
+_all_ = ["IGNORE_INDEX", "infer_seqlen", "encode_supervised", "preprocess_supervised", "get_collator"]  # re-exported from the tokenizing module
+
 class DataError(ValueError):
     "A dataset is missing, malformed, or does not fit the training stage"
-
-_all_ = ["IGNORE_INDEX", "infer_seqlen", "encode_supervised", "preprocess_supervised", "get_collator"]
 
 # %% ../nbs/04_data.ipynb #b3518a17
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": None, "system": None,

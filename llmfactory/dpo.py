@@ -18,7 +18,7 @@ from trl.trainer.utils import disable_dropout_in_model, hash_module
 from .callbacks import StageTrainer
 from .data import IGNORE_INDEX, get_collator
 from .hparams import ConfigError, FinetuningArguments, TrainArgs
-from .stage import set_trl_loss_state, frozen_on, get_ref_model, label_logps, reference, setup_stage, train_and_evaluate
+from .stage import set_trl_loss_state, frozen_on, get_ref_model, label_logps, pair_accuracy, reference, setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['TRL_LOSSES', 'OWN_LOSSES', 'NO_REFERENCE', 'ld_sum', 'preference_loss', 'check_dpo_args', 'dpo_config', 'DPOTrainer',
@@ -179,16 +179,10 @@ def _own_loss(self:DPOTrainer, head:_LabelHead, batch:dict, labels:torch.Tensor)
     return losses.mean()
 
 # %% ../nbs/07c_dpo.ipynb #e3ea46dd
-@torch.no_grad()
 def preference_accuracy(model, dataset, collator, batch_size:int=16) -> float:
     "Fraction of the pairs of `dataset` whose chosen reply has the higher log-probability under `model`"
-    model.eval()
-    wins, rows = 0, list(dataset)
-    for i in range(0, len(rows), batch_size):
-        b = {k: v.to(model.device) for k, v in collator(rows[i:i + batch_size]).items() if k in ("input_ids", "attention_mask", "labels")}
-        c, r = label_logps(model, b["input_ids"], b["attention_mask"], b["labels"]).log_probs.sum(-1).chunk(2)
-        wins += (c > r).sum().item()
-    return wins / len(rows)
+    logp = lambda m, b: label_logps(m, b["input_ids"], b["attention_mask"], b["labels"]).log_probs.sum(-1)
+    return pair_accuracy(model, dataset, collator, logp, batch_size)
 
 # %% ../nbs/07c_dpo.ipynb #cb4adba3
 def run_dpo(args:TrainArgs, callbacks:list|None=None) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .hparams import config_arg_parser, config_from_args
+from .hparams import run_config_command
 from .hparams import (ConfigError, DataArguments, EvaluationArguments, FinetuningArguments, ModelArguments,
                                 read_config, split_config)
 from .model import load_model, load_tokenizer
@@ -303,11 +303,4 @@ def run_eval(config=None, overrides=None, subjects:list[str]|None=None, max_samp
 
 def eval_main(argv:list[str]|None=None) -> int:
     "Command line: `llmfactory eval CONFIG.yaml [key=value ...]`"
-    p = config_arg_parser("llmfactory eval", "Multiple-choice benchmark (MMLU, C-Eval, CMMLU or a local task)", "YAML/JSON config file", "key=value settings applied on top")
-    try: a = p.parse_args(argv)
-    except SystemExit as ex: return int(ex.code or 0)
-    config, overrides = config_from_args(a)
-    try: run_eval(config, overrides)
-    except (ConfigError, FileNotFoundError, ValueError) as ex:
-        print(f"llmfactory eval: error: {ex}", file=sys.stderr); return 2
-    return 0
+    return run_config_command("llmfactory eval", "Multiple-choice benchmark (MMLU, C-Eval, CMMLU or a local task)", run_eval, argv)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .hparams import config_arg_parser, config_from_args
+from .hparams import run_config_command
 from .hparams import ConfigError, DataArguments, FinetuningArguments, ModelArguments, get_infer_args
 from .model import load_model, load_tokenizer
 from .template_auto import get_template_for
@@ -236,13 +236,5 @@ def export_model(model_args:ModelArguments, data_args:DataArguments|None=None, f
 
 def export_main(argv:list[str]|None=None) -> int:
     "Command line: `llmfactory export CONFIG.yaml [key=value ...]`"
-    p = config_arg_parser("llmfactory export", "Merge adapters and export a model folder", "YAML/JSON config file", "key=value settings applied on top")
-    try: a = p.parse_args(argv)
-    except SystemExit as ex: return int(ex.code or 0)
-    config, overrides = config_from_args(a)
-    try:
-        m, d, f, _ = get_infer_args(config, overrides)
-        export_model(m, d, f)
-    except (ConfigError, FileNotFoundError, ValueError) as ex:
-        print(f"llmfactory export: error: {ex}", file=sys.stderr); return 2
-    return 0
+    return run_config_command("llmfactory export", "Merge adapters and export a model folder",
+                              lambda config, overrides: export_model(*get_infer_args(config, overrides)[:3]), argv)

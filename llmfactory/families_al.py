@@ -14,7 +14,7 @@ from .families import _Out, _c, _split_think
 
 # %% auto #0
 __all__ = ['COHERE_TURN', 'DBRX_SYSTEM', 'GPT_OSS_IDENTITY', 'GLM_TOOLS', 'LING_TOOLS', 'GRANITE_CUTOFF', 'G4_TOOLS', 'G4_DOCS',
-           'G4_SYSTEM', 'GLM45_TOOLS', 'HY', 'MODEL_ROWS', 'OFFICIAL_AL', 'harmony_tools', 'harmony_parse', 'xml_parse']
+           'G4_SYSTEM', 'GLM45_TOOLS', 'HY', 'OFFICIAL_AL', 'harmony_tools', 'harmony_parse', 'xml_parse']
 
 # %% ../nbs/03d_families_al.ipynb #1a137e18
 def _today(today=None) -> datetime:
@@ -830,73 +830,6 @@ _GEMMA4 = dict(segments=_gemma4, stop_words=["<turn|>"], bos_token="<bos>", eos_
                special_tokens=["<|turn>", "<turn|>", "<|think|>", "<|channel>", "<channel|>"])
 _new("gemma4", **_GEMMA4, doc="Gemma 4 (Google): its official text, tools not yet" + _MM)
 _new("gemma4n", **_GEMMA4, doc="Gemma 4 E2B / E4B (Google, with audio): Gemma 4's official text, tools not yet" + _MM)
-
-# %% ../nbs/03d_families_al.ipynb #4c07bf7c
-MODEL_ROWS: list[tuple[str, str, str]] = [
-    (r"llama-4", "llama4", "q_proj,v_proj"),
-    (r"gemma-3n", "gemma3n", "q_proj,v_proj"),
-    (r"gemma-4-e\d", "gemma4n", "q_proj,v_proj"),
-    (r"gemma-4", "gemma4", "q_proj,v_proj"),
-    (r"glm-4\.1v", "glm4v", "q_proj,v_proj"),
-    (r"glm-4\.[56]v", "glm4_5v", "q_proj,v_proj"),
-    (r"glm-ocr", "glm_ocr", "q_proj,v_proj"),
-    (r"granite-vision", "granite3_vision", "q_proj,v_proj"),
-    (r"internvl", "intern_vl", "q_proj,v_proj"),
-    (r"intern-s1", "intern_s1", "q_proj,v_proj"),
-    (r"keye-vl", "keye_vl", "q_proj,v_proj"),
-    (r"kimi-vl", "kimi_vl", "q_proj,v_proj"),
-    (r"lfm2(\.5)?-vl", "lfm2_vl", "q_proj,v_proj"),
-    (r"ernie-4\.5-vl", "ernie_vl", "q_proj,v_proj"),
-    (r"dots\.ocr", "dots_ocr", "q_proj,v_proj"),
-    (r"llava-next-video-7b-32k", "llava_next_video_mistral", "q_proj,v_proj"),
-    (r"llava-next-video-34b", "llava_next_video_yi", "q_proj,v_proj"),
-    (r"llava-next-video", "llava_next_video", "q_proj,v_proj"),
-    (r"llama3-llava-next", "llava_next_llama3", "q_proj,v_proj"),
-    (r"llava-next-(72|110)b", "llava_next_qwen", "q_proj,v_proj"),
-    (r"llava-v1\.6-mistral", "llava_next_mistral", "q_proj,v_proj"),
-    (r"llava-v1\.6-34b", "llava_next_yi", "q_proj,v_proj"),
-    (r"llava-v1\.6", "llava_next", "q_proj,v_proj"),
-    (r"llava-1\.5", "llava", "q_proj,v_proj"),
-    (r"falcon-11b|falcon2", "falcon2", "query_key_value"),
-    (r"deepseek-v2\.5", "deepseek2.5", "all"),
-    (r"gpt-oss", "gpt_oss", "q_proj,v_proj"),
-    (r"glm-4\.7-flash", "glm4_7", "all"),
-    (r"glm-4\.7", "glm4_7", "q_proj,v_proj"),
-    (r"glm-4\.[56]", "glm4_moe", "q_proj,v_proj"),
-    (r"glm-z1", "glmz1", "q_proj,v_proj"),
-    (r"aeva", "aeva", "q_proj,v_proj"),
-    (r"granite-4", "granite4", "q_proj,v_proj"),
-    (r"granite-3\.0", "granite3.0", "q_proj,v_proj"),
-    (r"granite-3", "granite3", "q_proj,v_proj"),
-    (r"c4ai-command|command-r|aya-(23|expanse)", "cohere", "q_proj,v_proj"),
-    (r"exaone-3", "exaone", "q_proj,v_proj"),
-    (r"ernie-4\.5.*thinking", "ernie", "q_proj,v_proj"),
-    (r"ernie-4\.5", "ernie_nothink", "q_proj,v_proj"),
-    (r"deepseek-coder-(?!v2)", "deepseekcoder", "q_proj,v_proj"),
-    (r"falcon-h1", "falcon_h1", "q_proj,v_proj"),
-    (r"lfm2(?!-vl)", "lfm2", "q_proj,v_proj"),
-    (r"ling-(lite|plus)", "bailing", "query_key_value"),
-    (r"(ling|ring)-(mini|flash|1t|3)", "bailing_v2", "query_key_value"),
-    (r"hy-mt1\.5|hunyuan-mt", "hunyuan_small", "q_proj,v_proj"),
-    (r"hunyuan-\d", "hunyuan", "q_proj,v_proj"),
-    (r"dbrx", "dbrx", "Wqkv"),
-    (r"breeze", "breeze", "q_proj,v_proj"),
-    (r"minicpm4", "cpm4", "q_proj,v_proj"),
-    (r"index-1\.9b", "index", "all"),
-    (r"sauerkraut", "chatml_de", "q_proj,v_proj"),
-    (r"chinese-(alpaca|llama)-2", "llama2_zh", "q_proj,v_proj"),
-    (r"hy3", "hy3", "q_proj,v_proj"),
-    (r"aquila", "aquila", "q_proj,v_proj"),
-    (r"atom-7b", "atom", "q_proj,v_proj"),
-    (r"baichuan-(7b|13b)", "baichuan", "W_pack"),
-    (r"belle", "belle", "all"),
-    (r"bluelm", "bluelm", "q_proj,v_proj"),
-    (r"chatglm2", "chatglm2", "query_key_value"),
-    (r"codegeex2", "codegeex2", "query_key_value"),
-    (r"codegeex4", "codegeex4", "query_key_value"),
-    (r"minicpm3", "cpm3", "all"),
-    (r"internlm-(chat|7b|20b)", "intern", "q_proj,v_proj"),
-]
 
 # %% ../nbs/03d_families_al.ipynb #eef5ca66
 OFFICIAL_AL = {

@@ -17,7 +17,7 @@ from .families import _CHATML, _QWEN_OBS, _LLAMA3, _Out, _c
 __all__ = ['MINIMAX1_TOOLS_PROMPT', 'MINIMAX2_TOOLS_PROMPT', 'TELECHAT2_TOOLS_PROMPT', 'QWEN35_TOOLS_PROMPT',
            'SEED_DEFAULT_SYSTEM', 'SEED_NO_THINK', 'SEED_BUDGET', 'TELECHAT_SYSTEM', 'MARCO_SYSTEM',
            'SKYWORK_O1_SYSTEM', 'SEED_CODER_SYSTEM', 'XUANYUAN_SYSTEM', 'YAYI_SYSTEM', 'MISTRAL_SMALL_SYSTEM',
-           'MISTRAL_SMALL_TOOLS_PROMPT', 'YI_VL_SYSTEM', 'MODEL_ROWS']
+           'MISTRAL_SMALL_TOOLS_PROMPT', 'YI_VL_SYSTEM']
 
 # %% ../nbs/03e_families_mz.ipynb #4686f68c
 def _fn(tool:dict) -> dict:
@@ -522,56 +522,3 @@ for t in [
              doc="Youtu-VL; " + _LF + _MM),
 ]: register_template(t)
 
-
-# %% ../nbs/03e_families_mz.ipynb #fcf3c76a
-MODEL_ROWS: list[tuple[str, str, str]] = [
-    (r"qwen3\.6", "qwen3_6", "all"),
-    (r"qwen3\.5", "qwen3_5", "all"),
-    (r"qwen3-vl-.*instruct", "qwen3_vl_nothink", "q_proj,v_proj"),
-    (r"qwen3-vl", "qwen3_vl", "q_proj,v_proj"),
-    (r"qwen3-omni-.*(instruct|captioner)", "qwen3_omni_nothink", "q_proj,v_proj"),
-    (r"qwen3-omni", "qwen3_omni", "q_proj,v_proj"),
-    (r"qwen2\.5-omni", "qwen2_omni", "q_proj,v_proj"),
-    (r"qwen2-audio", "qwen2_audio", "q_proj,v_proj"),
-    (r"qwen2(\.5)?-vl|qvq", "qwen2_vl", "q_proj,v_proj"),
-    (r"mistral-small-3\.[12]", "mistral_small", "q_proj,v_proj"),
-    (r"ministral-3-", "ministral3", "q_proj,v_proj"),
-    (r"pixtral", "pixtral", "q_proj,v_proj"),
-    (r"paligemma", "paligemma", "q_proj,v_proj"),
-    (r"llama-3\.2-.*vision", "mllama", "q_proj,v_proj"),
-    (r"mimo-vl", "mimo_vl", "q_proj,v_proj"),
-    (r"minicpm-o", "minicpm_o", "q_proj,v_proj"),
-    (r"minicpm-v-4[._]6", "minicpm_v_4_6", "q_proj,v_proj"),
-    (r"minicpm-v", "minicpm_v", "q_proj,v_proj"),
-    (r"video-llava", "video_llava", "q_proj,v_proj"),
-    (r"yi-vl", "yi_vl", "q_proj,v_proj"),
-    (r"youtu-vl", "youtu_vl", "q_proj,v_proj"),
-    (r"openchat-3\.6", "openchat-3.6", "q_proj,v_proj"),
-    (r"openchat", "openchat", "q_proj,v_proj"),
-    (r"solar-.*instruct", "solar", "q_proj,v_proj"),
-    (r"orion-.*chat", "orion", "q_proj,v_proj"),
-    (r"phi-3-small", "phi_small", "query_key_value"),
-    (r"phi-4-mini", "phi4_mini", "qkv_proj"),
-    (r"opencoder-.*instruct", "opencoder", "q_proj,v_proj"),
-    (r"smollm2-.*instruct", "smollm2", "q_proj,v_proj"),
-    (r"smollm-.*instruct", "smollm", "q_proj,v_proj"),
-    (r"olmo-2-.*(sft|dpo|instruct)", "olmo2", "q_proj,v_proj"),
-    (r"seed-oss", "seed_oss", "q_proj,v_proj"),
-    (r"seed-coder", "seed_coder", "q_proj,v_proj"),
-    (r"telechat2|telechat-2", "telechat2", "query,key_value"),
-    (r"telechat", "telechat", "query,key_value"),
-    (r"mimo-v2", "mimo_v2", "all"),
-    (r"mimo-7b", "mimo", "q_proj,v_proj"),
-    (r"minimax-m2", "minimax2", "all"),
-    (r"minimax-(m1|text-01)", "minimax1", "all"),
-    (r"ministral-8b", "ministral", "q_proj,v_proj"),
-    (r"moonlight", "moonlight", "all"),
-    (r"marco-o1", "marco", "q_proj,v_proj"),
-    (r"sailor", "sailor", "q_proj,v_proj"),
-    (r"skywork-o1", "skywork_o1", "q_proj,v_proj"),
-    (r"starchat-(alpha|beta)", "starchat", "c_attn"),
-    (r"xuanyuan", "xuanyuan", "q_proj,v_proj"),
-    (r"yayi", "yayi", "q_proj,v_proj"),
-    (r"youtu-llm", "youtu", "all"),
-    (r"ziya", "ziya", "q_proj,v_proj"),
-]

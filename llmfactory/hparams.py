@@ -15,8 +15,8 @@ import yaml
 __all__ = ['STAGES', 'PAIRWISE_STAGES', 'COMPAT_KEYS', 'RENAMED_KEYS', 'REFUSED_FIELDS', 'REFUSED_VALUES', 'TRAIN_GROUPS',
            'ConfigError', 'ModelArguments', 'DataArguments', 'FinetuningArguments', 'GeneratingArguments',
            'EvaluationArguments', 'TrainingArguments', 'read_config', 'config_arg_parser', 'config_from_args',
-           'coerce_value', 'normalize_keys', 'check_keys', 'coerce_config', 'split_config', 'TrainArgs',
-           'get_train_args', 'check_runtime', 'get_infer_args']
+           'run_config_command', 'coerce_value', 'normalize_keys', 'check_keys', 'coerce_config', 'split_config',
+           'TrainArgs', 'get_train_args', 'check_runtime', 'get_infer_args']
 
 # %% ../nbs/02_hparams.ipynb #e36fc630
 class ConfigError(ValueError):
@@ -440,6 +440,23 @@ def config_from_args(ns) -> tuple[str|None, list[str]]:
     config, overrides = ns.config or None, list(ns.overrides)
     if config and "=" in config and not Path(config).exists(): config, overrides = None, [config] + overrides
     return config, overrides
+
+# %% ../nbs/02_hparams.ipynb #b97afa5e
+def run_config_command(prog:str, # the command as the user types it, e.g. "llmfactory eval"
+                       description:str, # one line for --help
+                       run, # called as run(config, overrides); does the work
+                       argv:list[str]|None=None, # the arguments (default: sys.argv[1:])
+                       errors:tuple=(ConfigError, FileNotFoundError, ValueError), # the user's mistakes: one line, exit code 2
+                      ) -> int:
+    "Exit code of `prog [CONFIG] [key=value ...]` that runs `run(config, overrides)`"
+    import sys
+    p = config_arg_parser(prog, description, "YAML/JSON config file", "key=value settings applied on top")
+    try: ns = p.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as ex: return int(ex.code or 0)
+    try: run(*config_from_args(ns))
+    except errors as ex:
+        print(f"{prog}: error: {ex}", file=sys.stderr); return 2
+    return 0
 
 # %% ../nbs/02_hparams.ipynb #4bde9a02
 import enum, types

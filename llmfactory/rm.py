@@ -15,7 +15,7 @@ from .callbacks import StageTrainer
 from .data import get_collator
 from .hparams import TrainArgs
 from .model import get_compute_dtype, init_adapter, load_tokenizer, resolve_lora_target
-from .stage import MetricsMixin, setup_stage, train_and_evaluate
+from .stage import MetricsMixin, pair_accuracy, setup_stage, train_and_evaluate
 from .tiny import resolve_model_path
 
 # %% auto #0
@@ -66,16 +66,10 @@ class RewardTrainer(MetricsMixin, StageTrainer):
         self.store(accuracy=(chosen > rejected).float().mean(), **{"scores/chosen": chosen.mean(), "scores/rejected": rejected.mean()})
         return (loss, {}) if return_outputs else loss
 
-@torch.no_grad()
 def pairwise_accuracy(model, dataset, collator, batch_size:int=16) -> float:
     "Fraction of the pairs of `dataset` that the reward model `model` ranks right"
-    model.eval()
-    wins, rows = 0, list(dataset)
-    for i in range(0, len(rows), batch_size):
-        batch = collator(rows[i:i + batch_size])
-        s = model(input_ids=batch["input_ids"].to(model.device), attention_mask=batch["attention_mask"].to(model.device)).logits.squeeze(-1)
-        wins += (s[:len(s) // 2] > s[len(s) // 2:]).sum().item()
-    return wins / len(rows)
+    score = lambda m, b: m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits.squeeze(-1)
+    return pair_accuracy(model, dataset, collator, score, batch_size)
 
 # %% ../nbs/07b_rm.ipynb #7376ddff
 def run_rm(args:TrainArgs, callbacks:list|None=None) -> dict:

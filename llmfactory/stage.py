@@ -24,8 +24,8 @@ from .vlm import is_vlm
 # %% auto #0
 __all__ = ['resolve_checkpoint', 'head_at', 'media_processor', 'media_kwargs', 'prepare_data', 'swanlab_callbacks',
            'configure_run', 'effective_tokens_per_sec', 'predict_generating', 'train_and_evaluate', 'setup_stage',
-           'sequence_logps', 'label_logps', 'frozen_on', 'get_ref_model', 'reference', 'set_trl_loss_state',
-           'MetricsMixin']
+           'sequence_logps', 'label_logps', 'pair_accuracy', 'frozen_on', 'get_ref_model', 'reference',
+           'set_trl_loss_state', 'MetricsMixin']
 
 # %% ../nbs/06a_stage.ipynb #efb31859
 def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
@@ -190,6 +190,19 @@ def label_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor, labe
         lpd = lp.detach()
         out.entropy, out.mean_logits, out.is_top1 = put(-(lpd.exp() * lpd).sum(-1)), put(logits.detach().mean(-1)), put(lpd.argmax(-1) == tgt)
     return out
+
+# %% ../nbs/06a_stage.ipynb #ddce7da8
+@torch.no_grad()
+def pair_accuracy(model, dataset, collator, score, # score(model, batch) -> one figure per row of the batch
+                  batch_size:int=16) -> float:
+    "Fraction of the pairs of `dataset` whose chosen reply `score` ranks above the rejected one"
+    model.eval()
+    wins, rows = 0, list(dataset)
+    for i in range(0, len(rows), batch_size):
+        batch = {k: v.to(model.device) for k, v in collator(rows[i:i + batch_size]).items() if torch.is_tensor(v)}
+        chosen, rejected = score(model, batch).chunk(2)
+        wins += (chosen > rejected).sum().item()
+    return wins / len(rows)
 
 # %% ../nbs/06a_stage.ipynb #6b9b3501
 def frozen_on(model, device):

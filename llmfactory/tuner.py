@@ -122,6 +122,11 @@ TRAIN_USAGE = """usage: llmfactory train [CONFIG.yaml] [key=value ...]
 Train as the config says (stage, model, data, method; `llmfactory keys` lists every key).
 key=value settings override the file. Several GPUs, NNODES>1 or FORCE_TORCHRUN=1 re-launch through torchrun."""
 
+def _close_process_group():
+    "A torchrun worker leaves its process group before exiting: a gloo group left open can abort the process at exit"
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
 def train_main(argv:list[str]) -> int:
     "`llmfactory train CONFIG [key=value ...]`: train, in several processes through torchrun when asked"
     import subprocess
@@ -131,7 +136,8 @@ def train_main(argv:list[str]) -> int:
     if len(files) > 1: raise ConfigError(f"one config file at most, got {', '.join(files)}; give further settings as key=value")
     cmd = torchrun_command(argv)
     if cmd is None:
-        train(argv[0] if argv and "=" not in argv[0] else None, [a for a in argv if "=" in a])
+        try: train(argv[0] if argv and "=" not in argv[0] else None, [a for a in argv if "=" in a])
+        finally: _close_process_group()
         return 0
     print("launching:", " ".join(cmd))
     return subprocess.run(cmd).returncode
