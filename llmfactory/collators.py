@@ -89,11 +89,13 @@ class PairwiseCollator(SFTCollator):
 # %% ../nbs/04b_collators.ipynb #0ef518de
 @dataclass
 class KTOCollator(SFTCollator):
-    "Target rows, `kl_*` rows and `kto_tags`"
+    "Target rows, `kl_*` rows and `kto_tags`; a row's images once (its KL row has the same prompt), with the KL rows' own token types"
     def __call__(self, rows:list[dict]) -> dict:
         import torch
         out = super().__call__([{k: r[k] for k in ("input_ids", "attention_mask", "labels", "images") if k in r} for r in rows])
-        kl = super().__call__([{k: r[f"kl_{k}"] for k in ("input_ids", "attention_mask", "labels")} | {"images": r.get("images")} for r in rows])
+        images = any(r.get("images") for r in rows)
+        kl = self._call([{k: r[f"kl_{k}"] for k in ("input_ids", "attention_mask", "labels")} for r in rows], padding_free=False if images else None)
+        if images: kl |= self.plugin.token_type_ids(kl["input_ids"], self.tokenizer)
         out.update({f"kl_{k}": v for k, v in kl.items()})
         out["kto_tags"] = torch.tensor([bool(r["kto_tags"]) for r in rows])
         return out

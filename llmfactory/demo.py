@@ -9,9 +9,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['GENERAL_QA', 'PROSE', 'WORDS', 'DEMO_TOOLS', 'CITIES', 'IDENTITY_QA', 'SHAPE_COLOURS', 'SHAPES', 'MLLM_ENTRY',
-           'DEMO_DATASET_INFO', 'arithmetic_rows', 'arithmetic_split', 'reversal_rows', 'alpaca_demo', 'demo_corpus',
-           'preference_rows', 'feedback_rows', 'unpaired_rows', 'write_dataset', 'chat_rows', 'tool_rows', 'text_lines',
-           'identity_rows', 'shape_image', 'shape_rows', 'demo_images', 'demo_files', 'write_demo_data']
+           'MLLM_PREF_ENTRY', 'DEMO_DATASET_INFO', 'arithmetic_rows', 'arithmetic_split', 'reversal_rows',
+           'alpaca_demo', 'demo_corpus', 'preference_rows', 'feedback_rows', 'unpaired_rows', 'write_dataset',
+           'chat_rows', 'tool_rows', 'text_lines', 'identity_rows', 'shape_image', 'shape_rows', 'shape_pairs',
+           'demo_images', 'demo_files', 'write_demo_data']
 
 # %% ../nbs/00_demo.ipynb #580d218d
 GENERAL_QA = [
@@ -241,6 +242,18 @@ MLLM_ENTRY = {"formatting": "sharegpt", "columns": {"messages": "messages", "ima
               "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}
 
 
+# %% ../nbs/00_demo.ipynb #61bafc30
+MLLM_PREF_ENTRY = {"ranking": True, "formatting": "sharegpt",
+                   "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", "images": "images"}}
+
+def shape_pairs(rows:list[dict], seed:int=0) -> list[dict]:
+    "RLHF-V-style preference rows from `shape_rows`: the right colour chosen, another one rejected"
+    rng = random.Random(seed)
+    turn = lambda frm, text: {"from": frm, "value": text}
+    return [{"conversations": [turn("human", r["messages"][0]["content"])], "chosen": turn("gpt", r["messages"][1]["content"]),
+             "rejected": turn("gpt", rng.choice([c for c in SHAPE_COLOURS if c != r["messages"][1]["content"]])), "images": r["images"]}
+            for r in rows]
+
 # %% ../nbs/00_demo.ipynb #c050327d
 DEMO_DATASET_INFO = {
     "alpaca_demo": {"file_name": "alpaca_demo.json"},
@@ -256,12 +269,15 @@ DEMO_DATASET_INFO = {
     "math_kto_test": {"file_name": "math_kto_test.json", "formatting": "openai", "columns": {"messages": "messages", "kto_tag": "label"}},
     "mllm_demo": {"file_name": "mllm_demo.json", **MLLM_ENTRY},
     "mllm_test": {"file_name": "mllm_test.json", **MLLM_ENTRY},
+    "mllm_pref_demo": {"file_name": "mllm_pref_demo.json", **MLLM_PREF_ENTRY},
+    "mllm_pref_test": {"file_name": "mllm_pref_test.json", **MLLM_PREF_ENTRY},
 }
 
 def demo_images() -> tuple[dict[str, list], dict]:
-    "The image datasets (`mllm_demo`: 160 rows, `mllm_test`: 80 held-out rows) and their images by relative path"
+    "The image datasets (`mllm_demo`: 160 rows, `mllm_test`: 80 held-out rows, and the same as preference pairs) and their images by relative path"
     (train, a), (test, b) = shape_rows(160, seed=21, image_dir="mllm_demo_data"), shape_rows(80, seed=22, image_dir="mllm_demo_data")
-    return {"mllm_demo.json": train, "mllm_test.json": test}, a | b
+    return {"mllm_demo.json": train, "mllm_test.json": test, "mllm_pref_demo.json": shape_pairs(train, seed=23),
+            "mllm_pref_test.json": shape_pairs(test, seed=24)}, a | b
 
 def demo_files() -> dict[str, str]:
     "File name -> text of every demo file (the images are `demo_images`)"

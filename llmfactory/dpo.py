@@ -18,7 +18,8 @@ from trl.trainer.utils import disable_dropout_in_model, hash_module
 from .callbacks import StageTrainer
 from .data import IGNORE_INDEX, get_collator
 from .hparams import ConfigError, FinetuningArguments, TrainArgs
-from .stage import set_trl_loss_state, frozen_on, get_ref_model, label_logps, pair_accuracy, reference, setup_stage, train_and_evaluate
+from .stage import (LabelHead, set_trl_loss_state, frozen_on, get_ref_model, label_logps, media_inputs, media_kwargs, pair_accuracy, reference,
+                              setup_stage, train_and_evaluate)
 
 # %% auto #0
 __all__ = ['TRL_LOSSES', 'OWN_LOSSES', 'NO_REFERENCE', 'ld_sum', 'preference_loss', 'check_dpo_args', 'dpo_config', 'DPOTrainer',
@@ -78,17 +79,6 @@ def dpo_config(training_args, f:FinetuningArguments, **kwargs) -> DPOConfig:
     return DPOConfig(**kw | kwargs)
 
 # %% ../nbs/07c_dpo.ipynb #a3087b8b
-class _LabelHead:
-    "Stands in for the model in TRL's `_compute_loss`: called as TRL calls its fused LM head, it returns `label_logps` with TRL's statistics"
-    def __init__(self, model, padding_free:bool=False, stats:bool=True): self.model, self.padding_free, self.stats, self.out = model, padding_free, stats, None
-    def __call__(self, *, labels=None, fused_lm_head=False, **kw):
-        if not fused_lm_head: return self.model(**kw)
-        self.out = label_logps(self.model, kw["input_ids"], kw["attention_mask"], labels, stats=self.stats, padding_free=self.padding_free)
-        if not self.stats:  # placeholders: the statistics of this step are not logged
-            z = torch.zeros_like(self.out.log_probs).detach()
-            self.out.entropy, self.out.mean_logits, self.out.is_top1 = z, z, z.bool()
-        return self.out
-
 def _reference_of(trainer, model):
     "Inside: the reference model of `trainer` (before training, a full policy without `ref_model` is its own reference)"
     m = trainer.accelerator.unwrap_model(model)
@@ -133,7 +123,7 @@ class DPOTrainer(StageTrainer, trl.DPOTrainer):
 def compute_ref_log_probs(self:DPOTrainer, model, inputs:dict) -> tuple[torch.Tensor, torch.Tensor]:
     "Reference log-probabilities of the chosen and of the rejected rows of a pairwise batch"
     with torch.no_grad(), _reference_of(self, model) as ref:
-        out = label_logps(ref, inputs["input_ids"], inputs["attention_mask"], inputs["labels"], padding_free=self.padding_free)
+        out = label_logps(ref, inputs["input_ids"], inputs["attention_mask"], inputs["labels"], padding_free=self.padding_free, media=media_inputs(inputs))
     return ld_sum(out.log_probs, out.label_mask, self.ld_alpha).chunk(2)
 
 # %% ../nbs/07c_dpo.ipynb #08024dc7
@@ -142,11 +132,11 @@ def _compute_loss(self:DPOTrainer, model, inputs:dict, return_outputs:bool=False
     "The reference pass first, then TRL's loss (or `preference_loss`) on the policy's label log-probabilities, plus the `pref_ftx` term"
     if self.needs_reference and "ref_chosen_logps" not in inputs:  # first: nothing of the policy's pass is held while it runs
         inputs = inputs | dict(zip(("ref_chosen_logps", "ref_rejected_logps"), self.compute_ref_log_probs(model, inputs)))
-    batch = {k: inputs[k] for k in ("input_ids", "attention_mask", "ref_chosen_logps", "ref_rejected_logps") if k in inputs}
+    batch = {k: inputs[k] for k in ("input_ids", "attention_mask", "ref_chosen_logps", "ref_rejected_logps") if k in inputs} | media_inputs(inputs)
     batch["completion_mask"] = (inputs["labels"] != IGNORE_INDEX).long()
     steps = self.args.logging_steps
     stats = not self.model.training or not isinstance(steps, int) or steps <= 1 or (self.state.global_step + 1) % steps == 0
-    head = _LabelHead(model, self.padding_free, stats)  # the entropy, mean logits and token accuracy: only for a step that gets logged
+    head = LabelHead(model, self.padding_free, stats)  # the entropy, mean logits and token accuracy: only for a step that gets logged
     if self.f.pref_loss in OWN_LOSSES or (self.f.pref_loss == "sigmoid" and self.f.dpo_label_smoothing > 0):
         loss = self._own_loss(head, batch, inputs["labels"])
     else:
@@ -165,9 +155,9 @@ def _compute_loss(self:DPOTrainer, model, inputs:dict, return_outputs:bool=False
 
 # %% ../nbs/07c_dpo.ipynb #9023fcd2
 @patch
-def _own_loss(self:DPOTrainer, head:_LabelHead, batch:dict, labels:torch.Tensor) -> torch.Tensor:
+def _own_loss(self:DPOTrainer, head:LabelHead, batch:dict, labels:torch.Tensor) -> torch.Tensor:
     "The `pref_loss` variants TRL lacks (`preference_loss`), logging TRL's reward metrics"
-    out = head(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels, fused_lm_head=True)
+    out = head(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels, fused_lm_head=True, **media_inputs(batch))
     logps, lens = ld_sum(out.log_probs, out.label_mask, self.ld_alpha), out.label_mask.sum(-1)
     (c, r), (lc, lr) = logps.chunk(2), lens.chunk(2)
     losses, rc, rr = preference_loss(self.f, c, r, lc, lr, batch.get("ref_chosen_logps"), batch.get("ref_rejected_logps"))
@@ -181,7 +171,7 @@ def _own_loss(self:DPOTrainer, head:_LabelHead, batch:dict, labels:torch.Tensor)
 # %% ../nbs/07c_dpo.ipynb #e3ea46dd
 def preference_accuracy(model, dataset, collator, batch_size:int=16) -> float:
     "Fraction of the pairs of `dataset` whose chosen reply has the higher log-probability under `model`"
-    logp = lambda m, b: label_logps(m, b["input_ids"], b["attention_mask"], b["labels"]).log_probs.sum(-1)
+    logp = lambda m, b: label_logps(m, b["input_ids"], b["attention_mask"], b["labels"], media=media_inputs(b)).log_probs.sum(-1)
     return pair_accuracy(model, dataset, collator, logp, batch_size)
 
 # %% ../nbs/07c_dpo.ipynb #cb4adba3
@@ -189,9 +179,9 @@ def run_dpo(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run preference optimization (`pref_loss`: LLaMA-Factory's and TRL's loss types) as configured by `args`; returns the metrics"
     f = args.finetuning
     check_dpo_args(f)
-    tokenizer, _, model, common = setup_stage(args, "dpo", callbacks)
+    tokenizer, template, model, common = setup_stage(args, "dpo", callbacks)
     ref_model = None if f.pref_loss in NO_REFERENCE else get_ref_model(args, tokenizer)
     args.training.prediction_loss_only = True
-    trainer = DPOTrainer(model=model, args=args.training, finetuning_args=f, ref_model=ref_model, data_collator=get_collator(tokenizer, stage="dpo"),
+    trainer = DPOTrainer(model=model, args=args.training, finetuning_args=f, ref_model=ref_model, data_collator=get_collator(tokenizer, stage="dpo", **media_kwargs(args.model, template)),
                          **{k: v for k, v in common.items() if k != "args"})
     return train_and_evaluate(trainer, args, "eval_dataset" in common)

@@ -491,9 +491,17 @@ def _to_number(v, kind):
     if isinstance(v, float) and not v.is_integer(): raise _Mismatch(_name(int))
     return int(v)
 
+def _yaml_word(v, choices):
+    "The choice a YAML 1.1 boolean stands for: `save_strategy: no` reads as False, and means the choice `no`"
+    if not isinstance(v, bool): return v
+    words = ("no", "false", "off", "none") if not v else ("yes", "true", "on")
+    return next((w for w in words if w in choices), v)
+
 def _to_type(hint, v):
     "`v` converted to `hint`, or `_Mismatch`"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal and not any(isinstance(a, bool) for a in args): v = _yaml_word(v, [str(a) for a in args])
+    if isinstance(hint, type) and issubclass(hint, enum.Enum): v = _yaml_word(v, [str(e.value) for e in hint])
     if hint in (Any, object): return v
     if hint is type(None):
         if v is None or (isinstance(v, str) and v.strip().lower() in _NULL): return None
@@ -540,6 +548,7 @@ def _to_union(args, v):
     if nullable and isinstance(v, str) and v.strip().lower() in _NULL and str not in args: return None
     if nullable and isinstance(v, str) and v.strip() in ("null", "None", "~"): return None
     enums = [a for a in args if isinstance(a, type) and issubclass(a, enum.Enum)]
+    if enums and bool not in args: v = _yaml_word(v, [str(e.value) for e in enums[0]])
     if enums and isinstance(v, str):  # `lr_scheduler_type: str|SchedulerType`: the text must name a member
         return _to_type(enums[0], v)
     for a in args:  # a value that already has one of the types stays as it is

@@ -17,7 +17,7 @@ from trl.trainer.utils import disable_dropout_in_model, hash_module
 from .callbacks import StageTrainer
 from .data import IGNORE_INDEX, get_collator
 from .hparams import FinetuningArguments, TrainArgs
-from .stage import set_trl_loss_state, frozen_on, get_ref_model, label_logps, reference, setup_stage, train_and_evaluate
+from .stage import LabelHead, set_trl_loss_state, frozen_on, get_ref_model, label_logps, media_inputs, media_kwargs, reference, setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['kto_config', 'KTOTrainer', 'run_kto']
@@ -33,14 +33,6 @@ def kto_config(training_args, f:FinetuningArguments, **kwargs) -> KTOConfig:
     return KTOConfig(**kw | kwargs)
 
 # %% ../nbs/07d_kto.ipynb #77c67cbf
-class _LabelHead:
-    "Stands in for the model in TRL's `_compute_loss`: called as TRL calls its fused LM head, it returns `label_logps` with TRL's statistics"
-    def __init__(self, model): self.model, self.out = model, None
-    def __call__(self, *, labels=None, fused_lm_head=False, **kw):
-        if not fused_lm_head: return self.model(**kw)
-        self.out = label_logps(self.model, kw["input_ids"], kw["attention_mask"], labels, stats=True)
-        return self.out
-
 class KTOTrainer(StageTrainer, trl.KTOTrainer):
     "TRL's `KTOTrainer` on the data pipeline's KTO batches: target rows, mismatched `kl_*` rows, `kto_tags`"
     def __init__(self, model, args, finetuning_args:FinetuningArguments, ref_model=None, data_collator=None, **kwargs):
@@ -83,7 +75,7 @@ def compute_ref_log_probs(self:KTOTrainer, model, inputs:dict) -> tuple[torch.Te
     m = self.accelerator.unwrap_model(model)
     ctx = reference(m, self.ref_model) if self.ref_model is not None or hasattr(m, "disable_adapter") else nullcontext(m)  # before training a full policy is its own reference
     with torch.no_grad(), ctx as ref:
-        run = lambda p: label_logps(ref, inputs[f"{p}input_ids"], inputs[f"{p}attention_mask"], inputs[f"{p}labels"]).log_probs.sum(-1)
+        run = lambda p: label_logps(ref, inputs[f"{p}input_ids"], inputs[f"{p}attention_mask"], inputs[f"{p}labels"], media=media_inputs(inputs, p)).log_probs.sum(-1)
         return run(""), run("kl_")
 
 @patch
@@ -95,7 +87,9 @@ def _compute_loss(self:KTOTrainer, model, inputs:dict, return_outputs:bool=False
     batch = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"], "completion_mask": done(inputs["labels"]),
              "KL_input_ids": inputs["kl_input_ids"], "KL_attention_mask": inputs["kl_attention_mask"], "KL_completion_mask": done(inputs["kl_labels"]),
              "label": inputs["kto_tags"].bool(), "ref_logps": inputs["ref_logps"], "ref_KL_logps": inputs["ref_KL_logps"]}
-    head = _LabelHead(model)
+    batch |= media_inputs(inputs)  # images: the KL rows reuse the target rows' (the same prompts), with their own token types
+    batch |= {f"KL_{k}": v for k, v in media_inputs(inputs, "kl_").items() if k.endswith("token_type_ids")}
+    head = LabelHead(model)
     loss = trl.KTOTrainer._compute_loss(self, head, batch, False)
     tags = batch["label"]
     if self.f.pref_ftx > 0 and tags.any():  # LLaMA-Factory's SFT term on the desirable rows, weighted by their share of the batch
@@ -106,8 +100,8 @@ def _compute_loss(self:KTOTrainer, model, inputs:dict, return_outputs:bool=False
 # %% ../nbs/07d_kto.ipynb #af8ced61
 def run_kto(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run KTO as configured by `args`; returns the metrics"
-    tokenizer, _, model, common = setup_stage(args, "kto", callbacks)
+    tokenizer, template, model, common = setup_stage(args, "kto", callbacks)
     args.training.prediction_loss_only = True
     trainer = KTOTrainer(model=model, args=args.training, finetuning_args=args.finetuning, ref_model=get_ref_model(args, tokenizer),
-                         data_collator=get_collator(tokenizer, stage="kto"), **{k: v for k, v in common.items() if k != "args"})
+                         data_collator=get_collator(tokenizer, stage="kto", **media_kwargs(args.model, template)), **{k: v for k, v in common.items() if k != "args"})
     return train_and_evaluate(trainer, args, "eval_dataset" in common)

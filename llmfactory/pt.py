@@ -9,7 +9,7 @@ from .data import get_collator
 from .hparams import TrainArgs
 from .model import load_model, load_tokenizer
 from .sft import CausalLMTrainer
-from .stage import setup_stage, train_and_evaluate
+from .stage import media_kwargs, setup_stage, train_and_evaluate
 
 # %% auto #0
 __all__ = ['run_pt']
@@ -17,6 +17,6 @@ __all__ = ['run_pt']
 # %% ../nbs/07a_pt.ipynb #3da12969
 def run_pt(args:TrainArgs, callbacks:list|None=None) -> dict:
     "Run (continued) pre-training as configured by `args`; returns the metrics"
-    tokenizer, _, model, common = setup_stage(args, "pt", callbacks)
-    trainer = CausalLMTrainer(model=model, data_collator=get_collator(tokenizer, stage="pt"), label_logits_only=not args.model.enable_liger_kernel, **common)
+    tokenizer, template, model, common = setup_stage(args, "pt", callbacks)
+    trainer = CausalLMTrainer(model=model, data_collator=get_collator(tokenizer, stage="pt", **media_kwargs(args.model, template)), label_logits_only=not args.model.enable_liger_kernel, **common)
     return train_and_evaluate(trainer, args, "eval_dataset" in common)

@@ -22,10 +22,10 @@ from .vlm import is_vlm
 
 
 # %% auto #0
-__all__ = ['resolve_checkpoint', 'head_at', 'media_processor', 'media_kwargs', 'prepare_data', 'swanlab_callbacks',
-           'configure_run', 'effective_tokens_per_sec', 'predict_generating', 'train_and_evaluate', 'setup_stage',
-           'sequence_logps', 'label_logps', 'pair_accuracy', 'frozen_on', 'get_ref_model', 'reference',
-           'set_trl_loss_state', 'MetricsMixin']
+__all__ = ['MEDIA_INPUTS', 'resolve_checkpoint', 'head_at', 'media_processor', 'media_kwargs', 'prepare_data',
+           'swanlab_callbacks', 'configure_run', 'effective_tokens_per_sec', 'predict_generating', 'train_and_evaluate',
+           'setup_stage', 'sequence_logps', 'media_inputs', 'label_logps', 'LabelHead', 'pair_accuracy', 'frozen_on',
+           'get_ref_model', 'reference', 'set_trl_loss_state', 'MetricsMixin']
 
 # %% ../nbs/06a_stage.ipynb #efb31859
 def resolve_checkpoint(resume:str|bool|None, output_dir:str) -> str|None:
@@ -165,9 +165,20 @@ def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tens
     logps = torch.gather(logits.float().log_softmax(-1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return (logps * mask).sum(-1), mask.sum(-1)
 
+# %% ../nbs/06a_stage.ipynb #907f7266
+MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "mm_token_type_ids",
+                "token_type_ids", "image_sizes")
+
+def media_inputs(batch:dict, prefix:str="") -> dict:
+    "The media inputs of a collated batch (pixel values, grids, token types) under their model names: what a vision-language model takes beside the ids"
+    return {k: batch[prefix + k] for k in MEDIA_INPUTS if prefix + k in batch}
+
 # %% ../nbs/06a_stage.ipynb #faf10c48
-def label_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor, labels:torch.Tensor, stats:bool=False, padding_free:bool=False):
+def label_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor, labels:torch.Tensor, stats:bool=False, padding_free:bool=False,
+                media:dict|None=None):
     "Per-token log-probabilities of `labels`, `(rows, length - 1)` as TRL's fused LM head lays them out, with logits made only where a label follows"
+    media = media or {}
+    padding_free = padding_free and not media  # a batch with images keeps its rows apart: the image tokens of a row are found per row
     from types import SimpleNamespace
     F = torch.nn.functional
     nxt = labels[:, 1:]
@@ -180,7 +191,7 @@ def label_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor, labe
         logits = model(input_ids=input_ids[keep][None], position_ids=pos[None], use_cache=False, logits_to_keep=at).logits[0].float()
     else:
         with head_at(model, F.pad(sel, (0, 1), value=False)):
-            logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[0].float()
+            logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **media).logits[0].float()
     tgt = nxt[sel]
     put = lambda v: v.new_zeros(sel.shape).masked_scatter(sel, v)
     if not stats: return SimpleNamespace(log_probs=put(-F.cross_entropy(logits, tgt, reduction="none")), label_mask=sel)
@@ -190,6 +201,19 @@ def label_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor, labe
         lpd = lp.detach()
         out.entropy, out.mean_logits, out.is_top1 = put(-(lpd.exp() * lpd).sum(-1)), put(logits.detach().mean(-1)), put(lpd.argmax(-1) == tgt)
     return out
+
+# %% ../nbs/06a_stage.ipynb #1621431b
+class LabelHead:
+    "Stands in for the model in TRL's loss code: called as TRL calls its fused LM head, it returns `label_logps` with TRL's statistics"
+    def __init__(self, model, padding_free:bool=False, stats:bool=True): self.model, self.padding_free, self.stats, self.out = model, padding_free, stats, None
+    def __call__(self, *, labels=None, fused_lm_head=False, **kw):
+        if not fused_lm_head: return self.model(**kw)
+        self.out = label_logps(self.model, kw["input_ids"], kw["attention_mask"], labels, stats=self.stats, padding_free=self.padding_free,
+                               media=media_inputs(kw))
+        if not self.stats:  # placeholders: the statistics of this step are not logged
+            z = torch.zeros_like(self.out.log_probs).detach()
+            self.out.entropy, self.out.mean_logits, self.out.is_top1 = z, z, z.bool()
+        return self.out
 
 # %% ../nbs/06a_stage.ipynb #ddce7da8
 @torch.no_grad()

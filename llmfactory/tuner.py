@@ -16,7 +16,8 @@ from .optim import check_optimizer_args
 from .template_auto import get_template
 
 # %% auto #0
-__all__ = ['STAGE_RUNNERS', 'TRAIN_USAGE', 'get_runner', 'preflight', 'save_config', 'train', 'torchrun_command', 'train_main']
+__all__ = ['STAGE_RUNNERS', 'MEDIA_STAGES', 'TRAIN_USAGE', 'get_runner', 'preflight', 'save_config', 'train', 'torchrun_command',
+           'train_main']
 
 # %% ../nbs/08_tuner.ipynb #0639bda3
 STAGE_RUNNERS = {"pt": "llmfactory.pt:run_pt", "sft": "llmfactory.sft:run_sft", "rm": "llmfactory.rm:run_rm",
@@ -44,6 +45,8 @@ def _check_template(args:TrainArgs):
 
 _MM_KEYS = {"freeze_vision_tower": True, "freeze_multi_modal_projector": True, "freeze_language_model": False, "train_mm_proj_only": False}
 
+MEDIA_STAGES = ("pt", "sft", "dpo", "kto")  # the stages whose collators and losses pass images to the model
+
 def _check_multimodal(args:TrainArgs, attrs:list):
     "Multimodal settings and image data only with a vision-language model and a template that takes images; `media_dir` an existing folder"
     from llmfactory.mm_plugin import get_mm_plugin
@@ -58,6 +61,9 @@ def _check_multimodal(args:TrainArgs, attrs:list):
         what = f"{keys[0]} applies to vision-language models" if keys else f"dataset {images[0]!r} has images"
         raise ConfigError(f"{what}, and {args.model.model_name_or_path!r} is a text model: use a vision-language model (e.g. Qwen/Qwen2-VL-2B-Instruct, tiny-qwen2-vl)"
                           + (" or remove the key" if keys else " or a dataset without images"))
+    if images and f.stage not in MEDIA_STAGES:
+        raise ConfigError(f"stage {f.stage}: dataset {images[0]!r} has images, and images train in the stages {', '.join(MEDIA_STAGES)} here; "
+                          "use one of them, or a dataset without images")
     if images and d.template and get_mm_plugin(d.template).image_token is None:
         raise ConfigError(f"template: {d.template!r} takes no images, and dataset {images[0]!r} has them: use the model's multimodal template (e.g. qwen2_vl)")
 
