@@ -18,7 +18,7 @@ from .hparams import ConfigError
 from .tools import as_call
 
 _log = logging.getLogger(__name__)
-from .mm_plugin import IMAGE_PLACEHOLDER, MediaError, load_image
+from .mm_plugin import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, MediaError, load_image, load_video
 
 
 # %% auto #0
@@ -90,9 +90,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 class ContentPart(_Model):
-    type: Literal["text", "image_url"]
+    type: Literal["text", "image_url", "video_url"]
     text: Text|None = None
     image_url: JSONObject|None = None  # {"url": ...}: a data URL, or a file inside the server's media_dir
+    video_url: JSONObject|None = None  # the same for a video (data:video/mp4;base64,...)
 
     @model_validator(mode="after")
     def _has_its_field(self):
@@ -182,31 +183,37 @@ def check_supported(req:ChatCompletionRequest):
 # %% ../nbs/12_api.ipynb #3555602f
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}
 
-def request_image(url, media_dir:str|None, param:str):
-    "The image of an `image_url` part: a data URL, or a file inside `media_dir` (a path or file:// URL); `APIError` 4xx saying why not"
-    if not isinstance(url, str) or not url.strip(): raise APIError(400, "an image_url part needs {\"url\": ...}", param=param)
+def request_image(url, media_dir:str|None, param:str, kind:str="image", load=load_image):
+    "The image (`kind`, read by `load`) of an `image_url` (`video_url`) part: a data URL, or a file inside `media_dir` (a path or file:// URL); `APIError` 4xx saying why not"
+    if not isinstance(url, str) or not url.strip(): raise APIError(400, f"an {kind}_url part needs {{\"url\": ...}}", param=param)
+    example = "data:image/png;base64,..." if kind == "image" else "data:video/mp4;base64,..."
     if re.match(r"^https?://", url.strip(), re.I):
-        raise APIError(400, "remote image URLs are not fetched by this server: send the image as a data URL (data:image/png;base64,...)", param=param, code="unsupported_image_url")
+        raise APIError(400, f"remote {kind} URLs are not fetched by this server: send the {kind} as a data URL ({example})", param=param, code=f"unsupported_{kind}_url")
     if not url.startswith("data:"):
-        if not media_dir: raise APIError(400, "this server reads no local image files (no media_dir is set): send the image as a data URL", param=param, code="unsupported_image_url")
+        if not media_dir: raise APIError(400, f"this server reads no local {kind} files (no media_dir is set): send the {kind} as a data URL", param=param, code=f"unsupported_{kind}_url")
         url = url.removeprefix("file://")
-    try: return load_image(url, media_dir, allowed_dir=None if url.startswith("data:") else media_dir)
+    try: return load(url, media_dir, allowed_dir=None if url.startswith("data:") else media_dir)
     except MediaError as e:
-        raise APIError(403 if "outside media_dir" in str(e) else 400, f"{param}: {e}", param=param, code="invalid_image") from None
+        raise APIError(403 if "outside media_dir" in str(e) else 400, f"{param}: {e}", param=param, code=f"invalid_{kind}") from None
 
-def _text(m:ChatMessage, i:int, images:list|None=None, media_dir:str|None=None) -> str:
-    "The text of message `i`; its image parts become `<image>` placeholders, their images appended to `images` (None: images refused)"
+def _text(m:ChatMessage, i:int, images:list|None=None, media_dir:str|None=None, videos:list|None=None, video_settings:dict|None=None) -> str:
+    "The text of message `i`; its image (video) parts become `<image>` (`<video>`) placeholders, their media appended to `images` (`videos`; None: refused)"
     if not isinstance(m.content, list): return m.content or ""
     out = []
     for j, p in enumerate(m.content):
         if p.type == "text": out.append(p.text or ""); continue
-        if images is None: raise APIError(400, f"messages[{i}] has {p.type!r} content: this server serves text models and takes text parts only", param=f"messages.{i}.content", code="unsupported_content")
-        images.append(request_image((p.image_url or {}).get("url"), media_dir, f"messages.{i}.content.{j}"))
-        out.append(IMAGE_PLACEHOLDER)
+        into = images if p.type == "image_url" else videos
+        if into is None:
+            what = "serves text models and takes text parts only" if images is None else "serves a model that takes no videos"
+            raise APIError(400, f"messages[{i}] has {p.type!r} content: this server {what}", param=f"messages.{i}.content", code="unsupported_content")
+        if p.type == "image_url": images.append(request_image((p.image_url or {}).get("url"), media_dir, f"messages.{i}.content.{j}")); out.append(IMAGE_PLACEHOLDER)
+        else:
+            load = lambda u, d, allowed_dir: load_video(u, d, allowed_dir=allowed_dir, **(video_settings or {}))
+            videos.append(request_image((p.video_url or {}).get("url"), media_dir, f"messages.{i}.content.{j}", "video", load)); out.append(VIDEO_PLACEHOLDER)
     return "".join(out)
 
-def to_template_messages(messages:list[ChatMessage], images:list|None=None, media_dir:str|None=None) -> list[dict]:
-    "The request's messages as the template's message dicts (image parts into `images`, when it is a list); `APIError` 400 for what cannot be served"
+def to_template_messages(messages:list[ChatMessage], images:list|None=None, media_dir:str|None=None, videos:list|None=None, video_settings:dict|None=None) -> list[dict]:
+    "The request's messages as the template's message dicts (image parts into `images`, video parts into `videos`, when lists); `APIError` 400 for what cannot be served"
     if not messages: raise APIError(400, "messages must not be empty: give at least one user message", param="messages")
     out = []
     for i, m in enumerate(messages):
@@ -214,7 +221,7 @@ def to_template_messages(messages:list[ChatMessage], images:list|None=None, medi
         if m.content is None and not (role == "assistant" and m.tool_calls):
             raise APIError(400, f"messages[{i}] ({m.role}) has no content" + (" or tool_calls" if role == "assistant" else ""), param=f"messages.{i}.content")
         if m.tool_calls and role != "assistant": raise APIError(400, f"messages[{i}] is a {m.role} message: only assistant messages have tool_calls", param=f"messages.{i}.tool_calls")
-        msg = {"role": role, "content": _text(m, i, images, media_dir)}
+        msg = {"role": role, "content": _text(m, i, images, media_dir, videos, video_settings)}
         if m.tool_calls:
             calls = []
             for c in m.tool_calls:
@@ -417,8 +424,11 @@ def create_app(chat_model:ChatModel, # the model to serve
         check_supported(req)
         cid, gen = f"chatcmpl-{uuid.uuid4().hex}", _gen_kwargs(req)
         images = [] if chat_model.engine_takes_images else None
-        messages = to_template_messages(req.messages, images, chat_model.data_args.media_dir)
+        videos = [] if chat_model.engine_takes_videos else None
+        ma = chat_model.model_args
+        messages = to_template_messages(req.messages, images, chat_model.data_args.media_dir, videos, {"fps": ma.video_fps, "maxlen": ma.video_maxlen})
         if images: gen["images"] = images
+        if videos: gen["videos"] = videos
         tools, must = choose_tools(req)
         if per_token: check_prompt_chars(messages, tools, chat_model.template, chat_model.tokenizer, context, per_token)
         chunk = lambda delta, finish=None, **kw: _sse({"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": name,

@@ -9,10 +9,11 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['GENERAL_QA', 'PROSE', 'WORDS', 'DEMO_TOOLS', 'CITIES', 'IDENTITY_QA', 'SHAPE_COLOURS', 'SHAPES', 'MLLM_ENTRY',
-           'MLLM_PREF_ENTRY', 'DEMO_DATASET_INFO', 'arithmetic_rows', 'arithmetic_split', 'reversal_rows',
-           'alpaca_demo', 'demo_corpus', 'preference_rows', 'feedback_rows', 'unpaired_rows', 'write_dataset',
-           'chat_rows', 'tool_rows', 'text_lines', 'identity_rows', 'shape_image', 'shape_rows', 'shape_pairs',
-           'demo_images', 'demo_files', 'write_demo_data']
+           'MLLM_PREF_ENTRY', 'MLLM_VIDEO_ENTRY', 'DEMO_DATASET_INFO', 'arithmetic_rows', 'arithmetic_split',
+           'reversal_rows', 'alpaca_demo', 'demo_corpus', 'preference_rows', 'feedback_rows', 'unpaired_rows',
+           'write_dataset', 'chat_rows', 'tool_rows', 'text_lines', 'identity_rows', 'shape_image', 'media_rows',
+           'shape_rows', 'mllm_entry', 'shape_pairs', 'write_video', 'motion_video', 'motion_rows', 'demo_images',
+           'demo_videos', 'demo_files', 'write_demo_data']
 
 # %% ../nbs/00_demo.ipynb #580d218d
 GENERAL_QA = [
@@ -227,19 +228,29 @@ def shape_image(colour:str, shape:str="square", size:int=56, seed:int=0):
     (draw.rectangle if shape == "square" else draw.ellipse)([x, y, x + s, y + s], fill=SHAPE_COLOURS[colour])
     return img
 
+def media_rows(n:int, seed:int, folder:str, kind:str, draw) -> tuple[list[dict], dict]:
+    "`n` sharegpt rows of one medium each (`kind`: images or videos) from `draw(rng) -> (medium, question, answer)`, and the media by relative path"
+    rng, rows, media = random.Random(seed), [], {}
+    for i in range(n):
+        path = f"{folder}/{seed}_{i}" + (".png" if kind == "images" else ".mp4")
+        media[path], q, a = draw(rng)
+        rows.append({"messages": [{"role": "user", "content": ("<image>" if kind == "images" else "<video>") + q}, {"role": "assistant", "content": a}], kind: [path]})
+    return rows, media
+
 def shape_rows(n:int, seed:int=0, image_dir:str="mllm_demo_data") -> tuple[list[dict], dict]:
     "`n` sharegpt rows asking the colour of the figure in an image (a square or a circle), and the images by relative path"
-    rng, rows, images = random.Random(seed), [], {}
-    for i in range(n):
+    def draw(rng):
         colour, shape = rng.choice(list(SHAPE_COLOURS)), rng.choice(SHAPES)
-        path = f"{image_dir}/{seed}_{i}.png"
-        images[path] = shape_image(colour, shape, seed=rng.randrange(10**9))
-        q = rng.choice(["What colour is the shape?", f"What colour is the {shape}?", "Which colour do you see?"])
-        rows.append({"messages": [{"role": "user", "content": "<image>" + q}, {"role": "assistant", "content": colour}], "images": [path]})
-    return rows, images
+        img = shape_image(colour, shape, seed=rng.randrange(10**9))
+        return img, rng.choice(["What colour is the shape?", f"What colour is the {shape}?", "Which colour do you see?"]), colour
+    return media_rows(n, seed, image_dir, "images", draw)
 
-MLLM_ENTRY = {"formatting": "sharegpt", "columns": {"messages": "messages", "images": "images"},
-              "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}
+def mllm_entry(column:str="images") -> dict:
+    "The `dataset_info.json` entry of LLaMA-Factory's multimodal demos: sharegpt rows in OpenAI's role names, and the media `column`"
+    return {"formatting": "sharegpt", "columns": {"messages": "messages", column: column},
+            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}
+
+MLLM_ENTRY = mllm_entry("images")
 
 
 # %% ../nbs/00_demo.ipynb #61bafc30
@@ -253,6 +264,40 @@ def shape_pairs(rows:list[dict], seed:int=0) -> list[dict]:
     return [{"conversations": [turn("human", r["messages"][0]["content"])], "chosen": turn("gpt", r["messages"][1]["content"]),
              "rejected": turn("gpt", rng.choice([c for c in SHAPE_COLOURS if c != r["messages"][1]["content"]])), "images": r["images"]}
             for r in rows]
+
+# %% ../nbs/00_demo.ipynb #3d5683ca
+def write_video(frames:list, path:str|Path, fps:float=2):
+    "Write the PIL images `frames` to the mp4 file `path`, `fps` frames a second (H.264, near-lossless)"
+    import av
+    from fractions import Fraction
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000), options={"crf": "10"})
+        s.width, s.height, s.pix_fmt = frames[0].width, frames[0].height, "yuv420p"
+        for f in frames: c.mux(s.encode(av.VideoFrame.from_image(f.convert("RGB"))))
+        c.mux(s.encode())
+
+def motion_video(direction:str, colour:str="red", size:int=56, n:int=4, seed:int=0) -> list:
+    "`n` frames of a square of `colour` crossing a `size`-pixel picture to the `direction` ('left' or 'right'), at a random height"
+    from PIL import Image, ImageDraw
+    rng = random.Random(seed)
+    s = rng.randint(size // 3, size // 2); y, x0 = rng.randint(0, size - s), rng.randint(0, size // 12)
+    xs = [x0 + (size - s - 2 * x0) * k // (n - 1) for k in range(n)]
+    frames = []
+    for x in (xs if direction == "right" else xs[::-1]):
+        img = Image.new("RGB", (size, size), (245, 245, 245))
+        ImageDraw.Draw(img).rectangle([x, y, x + s, y + s], fill=SHAPE_COLOURS[colour]); frames.append(img)
+    return frames
+
+def motion_rows(n:int, seed:int=0, video_dir:str="mllm_video_demo_data") -> tuple[list[dict], dict]:
+    "`n` sharegpt rows asking which way the square of a video moves, and the videos' frames by relative path"
+    def draw(rng):
+        direction, colour = rng.choice(["left", "right"]), rng.choice(list(SHAPE_COLOURS))
+        frames = motion_video(direction, colour, seed=rng.randrange(10**9))
+        return frames, rng.choice(["Which way does the square move?", f"Does the {colour} square move left or right?", "Where is the square going?"]), direction
+    return media_rows(n, seed, video_dir, "videos", draw)
+
+MLLM_VIDEO_ENTRY = mllm_entry("videos")
 
 # %% ../nbs/00_demo.ipynb #c050327d
 DEMO_DATASET_INFO = {
@@ -271,6 +316,8 @@ DEMO_DATASET_INFO = {
     "mllm_test": {"file_name": "mllm_test.json", **MLLM_ENTRY},
     "mllm_pref_demo": {"file_name": "mllm_pref_demo.json", **MLLM_PREF_ENTRY},
     "mllm_pref_test": {"file_name": "mllm_pref_test.json", **MLLM_PREF_ENTRY},
+    "mllm_video_demo": {"file_name": "mllm_video_demo.json", **MLLM_VIDEO_ENTRY},
+    "mllm_video_test": {"file_name": "mllm_video_test.json", **MLLM_VIDEO_ENTRY},
 }
 
 def demo_images() -> tuple[dict[str, list], dict]:
@@ -279,8 +326,13 @@ def demo_images() -> tuple[dict[str, list], dict]:
     return {"mllm_demo.json": train, "mllm_test.json": test, "mllm_pref_demo.json": shape_pairs(train, seed=23),
             "mllm_pref_test.json": shape_pairs(test, seed=24)}, a | b
 
+def demo_videos() -> tuple[dict[str, list], dict]:
+    "The video datasets (`mllm_video_demo`: 64 rows, `mllm_video_test`: 32 held-out rows) and their videos' frames by relative path"
+    (train, a), (test, b) = motion_rows(64, seed=31), motion_rows(32, seed=32)
+    return {"mllm_video_demo.json": train, "mllm_video_test.json": test}, a | b
+
 def demo_files() -> dict[str, str]:
-    "File name -> text of every demo file (the images are `demo_images`)"
+    "File name -> text of every demo file (the images are `demo_images`, the videos `demo_videos`)"
     math_train, math_test = arithmetic_split(2000, 200, seed=7)
     pairs_train, pairs_test = arithmetic_split(1000, 100, seed=11)
     kto_train, kto_test = arithmetic_split(1000, 100, seed=13)
@@ -289,7 +341,8 @@ def demo_files() -> dict[str, str]:
             "chat_demo.json": _dump(chat_rows()), "tool_demo.json": _dump(tool_rows()), "text_demo.txt": "\n".join(text_lines()) + "\n",
             "math_pairs_train.json": _dump(preference_rows(pairs_train, seed=1)), "math_pairs_test.json": _dump(preference_rows(pairs_test, seed=2)),
             "math_kto_train.json": _dump(feedback_rows(kto_train, seed=3)), "math_kto_test.json": _dump(feedback_rows(kto_test, seed=4)),
-            **{k: _dump(v) for k, v in demo_images()[0].items()}, "dataset_info.json": _dump(DEMO_DATASET_INFO)}
+            **{k: _dump(v) for k, v in demo_images()[0].items()}, **{k: _dump(v) for k, v in demo_videos()[0].items()},
+            "dataset_info.json": _dump(DEMO_DATASET_INFO)}
 
 def write_demo_data(path="data") -> list[Path]:
     "Write the demo datasets and their `dataset_info.json` into `path`"
@@ -299,4 +352,6 @@ def write_demo_data(path="data") -> list[Path]:
         (path / name).write_text(text, encoding="utf-8"); out.append(path / name)
     for rel, img in demo_images()[1].items():
         (path / rel).parent.mkdir(parents=True, exist_ok=True); img.save(path / rel); out.append(path / rel)
+    for rel, frames in demo_videos()[1].items():
+        write_video(frames, path / rel); out.append(path / rel)
     return out

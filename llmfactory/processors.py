@@ -240,26 +240,28 @@ def preprocess_unsupervised(batch:dict, template:Template, tokenizer, data_args:
 
 # %% ../nbs/04a_processors.ipynb #95bbf57a
 def with_media(fn, plugin, processor, tokenizer):
-    "`fn` (a stage's batch preprocess) for batches whose rows may hold images: placeholders expanded first, `images` kept, image tokens checked"
+    "`fn` (a stage's batch preprocess) for batches whose rows may hold images or videos: placeholders expanded first, `images` and `videos` kept, media tokens checked"
     def run(batch):
-        refs = batch.get("_images")
-        if not refs or not any(refs): return fn(batch)
+        n = len(batch["_prompt"])
+        refs = {k: batch.get(f"_{k}") or [[]] * n for k in ("images", "videos")}
+        if not any(any(r) for r in refs.values()): return fn(batch)
         batch, want = dict(batch), []
         batch["_prompt"], batch["_response"] = list(batch["_prompt"]), list(batch["_response"])
-        for i, r in enumerate(refs):
-            if not r: want.append(0); continue
-            imgs = plugin.images(r, processor)
+        for i in range(n):
+            imgs, vids = refs["images"][i] or [], refs["videos"][i] or []
+            if not imgs and not vids: want.append({}); continue
             p, resp = batch["_prompt"][i], batch["_response"][i]
-            msgs = plugin.expand(list(p) + list(resp), imgs, processor)
+            msgs = plugin.expand(list(p) + list(resp), plugin.images(imgs, processor), processor, videos=plugin.videos(vids, processor))
             batch["_prompt"][i], batch["_response"][i] = msgs[:len(p)], msgs[len(p):]
-            want.append(sum(str(m.get("content") or "").count(plugin.image_token) for m in msgs[:len(p)]))
+            want.append({t: sum(str(m.get("content") or "").count(t) for m in msgs[:len(p)]) for t in (plugin.image_token, plugin.video_token) if t})
         out = fn(batch)
-        image_id = tokenizer.convert_tokens_to_ids(plugin.image_token)
         for key in ("input_ids", "chosen_input_ids", "rejected_input_ids"):
             for i, ids in enumerate(out.get(key) or []):
-                if want[i] and ids.count(image_id) != want[i]:
-                    raise ValueError(f"cutoff_len cuts this row's image tokens ({ids.count(image_id)} of {want[i]} kept): raise cutoff_len or lower image_max_pixels")
-        out["images"] = [list(r or []) for r in refs]
+                for t, k in want[i].items():
+                    if k and (got := ids.count(tokenizer.convert_tokens_to_ids(t))) != k:
+                        raise ValueError(f"cutoff_len cuts this row's {'image' if t == plugin.image_token else 'video'} tokens ({got} of {k} kept): "
+                                         f"raise cutoff_len or lower {'image' if t == plugin.image_token else 'video'}_max_pixels")
+        out["images"], out["videos"] = ([list(r or []) for r in refs[k]] for k in ("images", "videos"))
         return out
     return run
 

@@ -17,7 +17,7 @@ from .hparams import ConfigError, FinetuningArguments, GeneratingArguments, Trai
 from .model import count_parameters, load_config, load_model, load_tokenizer, method_callbacks, resolve_model_source
 from .optim import check_optimizer_args, create_optimizer
 from .template_auto import get_template_for
-from .mm_plugin import get_mm_plugin, load_media_processor
+from .mm_plugin import get_mm_plugin, load_media_processor, media_settings
 from .vlm import is_vlm
 
 
@@ -51,7 +51,7 @@ def head_at(model, sel:torch.Tensor):
 def media_processor(model_args):
     "The image processor of a vision-language model, with the run's pixel bounds (None for a text model)"
     if not is_vlm(load_config(model_args)): return None
-    return load_media_processor(resolve_model_source(model_args), model_args.image_max_pixels, model_args.image_min_pixels)
+    return load_media_processor(resolve_model_source(model_args), **media_settings(model_args))
 
 def media_kwargs(model_args, template) -> dict:
     "What a collator needs for batches with images: the template's media plugin and the model's processor (nothing for a text model)"

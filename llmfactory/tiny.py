@@ -48,10 +48,28 @@ TINY_PREFIX = "tiny-"
 # %% ../nbs/01_tiny.ipynb #5e9db1d4
 _QWEN2_VL = ("{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
+_LLAVA = ("{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}{# Render all images first #}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{% generation %}{{ content['text'] + ' '}}{% endgeneration %}{% endfor %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}")
+_VICUNA_TOKENS = dict(bos="<s>", eos="</s>", pad="<pad>", extra=[], add_bos=True, template=_LLAVA)  # LLaVA-1.5's Llama-2 tokens, with the pad token llava-hf adds
+
+_GEMMA3 = ("{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%- if messages[0]['content'] is string -%}\n        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}\n"
+           "    {%- else -%}\n        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}\n    {%- endif -%}\n    {%- set loop_messages = messages[1:] -%}\n"
+           "{%- else -%}\n    {%- set first_user_prefix = \"\" -%}\n    {%- set loop_messages = messages -%}\n{%- endif -%}\n{%- for message in loop_messages -%}\n"
+           "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n    {%- endif -%}\n"
+           "    {%- if (message['role'] == 'assistant') -%}\n        {%- set role = \"model\" -%}\n    {%- else -%}\n        {%- set role = message['role'] -%}\n    {%- endif -%}\n"
+           "    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}\n    {%- if message['content'] is string -%}\n        {{ message['content'] | trim }}\n"
+           "    {%- elif message['content'] is iterable -%}\n        {%- for item in message['content'] -%}\n            {%- if item['type'] == 'image' -%}\n                {{ '<start_of_image>' }}\n"
+           "            {%- elif item['type'] == 'text' -%}\n                {{ item['text'] | trim }}\n            {%- endif -%}\n        {%- endfor -%}\n    {%- else -%}\n"
+           "        {{ raise_exception(\"Invalid content type\") }}\n    {%- endif -%}\n    {{ '<end_of_turn>\n' }}\n{%- endfor -%}\n{%- if add_generation_prompt -%}\n    {{'<start_of_turn>model\n'}}\n{%- endif -%}\n")
+
 TINY_VLMS = {
     "qwen2-vl": dict(arch="Qwen2VLForConditionalGeneration", config="Qwen2VLConfig", family="qwen2", template=_QWEN2_VL,
                      extra=["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
                      image_processor="Qwen2VLImageProcessorPil", min_pixels=56 * 56, max_pixels=112 * 112),
+    "llava": dict(arch="LlavaForConditionalGeneration", config="LlavaConfig", family=_VICUNA_TOKENS, template=_LLAVA, extra=["<image>"],
+                  image_processor="CLIPImageProcessorPil", image_size=56, patch_size=14),
+    "gemma3": dict(arch="Gemma3ForConditionalGeneration", config="Gemma3Config", family="gemma", template=_GEMMA3, extra=["<start_of_image>", "<end_of_image>", "<image_soft_token>"],
+                   named=dict(boi_token="<start_of_image>", eoi_token="<end_of_image>", image_token="<image_soft_token>"),
+                   image_processor="Gemma3ImageProcessorPil", image_size=56, patch_size=14, mm_tokens_per_image=4),
 }
 
 
@@ -75,15 +93,16 @@ def parse_tiny_name(name:str) -> tuple[str, str] | None:
     return (family, size) if family in TINY_FAMILIES and size in TINY_SIZES else None
 
 # %% ../nbs/01_tiny.ipynb #a8e0e6db
-def build_tiny_tokenizer(family:str="llama", # a key of `TINY_FAMILIES`
+def build_tiny_tokenizer(family:str|dict="llama", # a key of `TINY_FAMILIES`, or a dict of the same keys (`bos`, `eos`, `pad`, `extra`, `add_bos`, `template`)
                          vocab_size:int=2000, # size of the BPE vocabulary, special tokens included
                          extra:tuple=(), # more special tokens (a vision-language model's media tokens)
                          template:str|None=None, # a chat template other than the family's
+                         named:dict|None=None, # special tokens a processor reads by name (Gemma 3's `boi_token`, `eoi_token`, `image_token`)
                         ):
     "A byte-level BPE tokenizer trained on `demo_corpus`, with `family`'s special tokens and chat template"
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
-    spec = TINY_FAMILIES[family]
+    spec = TINY_FAMILIES[family] if isinstance(family, str) else family
     special = [t for t in [spec["bos"], spec["eos"], spec["pad"], *spec["extra"], *extra] if t]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -97,7 +116,8 @@ def build_tiny_tokenizer(family:str="llama", # a key of `TINY_FAMILIES`
                                                            special_tokens=[(bos, tok.token_to_id(bos))])
     else: tok.post_processor = processors.ByteLevel(trim_offsets=False)
     hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=spec["bos"], eos_token=spec["eos"], pad_token=spec["pad"],
-                                 additional_special_tokens=[*spec["extra"], *extra], model_max_length=2048, clean_up_tokenization_spaces=False)
+                                 additional_special_tokens=[*spec["extra"], *extra], model_max_length=2048, clean_up_tokenization_spaces=False,
+                                 **({"extra_special_tokens": named} if named else {}))
     hf.chat_template = template or spec["template"]
     return hf
 
@@ -135,27 +155,67 @@ def build_tiny_model(family:str="llama", # a key of `TINY_FAMILIES`
     return path
 
 # %% ../nbs/01_tiny.ipynb #e7f09fcd
+def _vlm_config(name, spec, tok):
+    "The transformers config of the tiny VLM `name`: the `tiny` language model behind a two-layer vision tower"
+    import transformers
+    dims = {k: v for k, v in TINY_SIZES["tiny"].items() if k not in ("vocab_size", "initializer_range")}
+    text = dict(dims, vocab_size=len(tok), max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = getattr(transformers, spec["config"])
+    if name == "llava":  # CLIP: one feature per patch (the CLS one dropped), a two-layer MLP projector, a Llama
+        vision = dict(model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                      image_size=spec["image_size"], patch_size=spec["patch_size"])
+        text.update(model_type="llama", head_dim=dims["hidden_size"] // dims["num_attention_heads"])
+        return cfg(text_config=text, vision_config=vision, image_token_index=tok.convert_tokens_to_ids("<image>"),
+                   image_seq_length=(spec["image_size"] // spec["patch_size"]) ** 2, vision_feature_select_strategy="default", vision_feature_layer=-2)
+    if name == "gemma3":  # SigLIP, its patch features average-pooled to `mm_tokens_per_image`, a Gemma 3 text model
+        vision = dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                      image_size=spec["image_size"], patch_size=spec["patch_size"])
+        text.update(model_type="gemma3_text", head_dim=dims["hidden_size"] // dims["num_attention_heads"], sliding_window=512)
+        b, e, i = tok.convert_tokens_to_ids(spec["extra"])
+        return cfg(text_config=text, vision_config=vision, mm_tokens_per_image=spec["mm_tokens_per_image"], boi_token_index=b, eoi_token_index=e, image_token_index=i)
+    ids = dict(zip(("vision_start_token_id", "vision_end_token_id", "image_token_id", "video_token_id"), tok.convert_tokens_to_ids(spec["extra"])))
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
+    vision = dict(depth=2, embed_dim=32, hidden_size=dims["hidden_size"], num_heads=2, mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+    return cfg(text_config=text, vision_config=vision, **ids)
+
+def _save_processor(name, spec, tok, path):
+    "Save the tiny VLM's tokenizer and image processor (LLaVA: inside its `LlavaProcessor`, so `AutoProcessor` loads it)"
+    if name == "llava":
+        from transformers import LlavaProcessor
+        from transformers.models.clip import image_processing_pil_clip as ipm
+        side = spec["image_size"]
+        ip = getattr(ipm, spec["image_processor"])(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+        LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=spec["patch_size"], vision_feature_select_strategy="default",
+                       num_additional_image_tokens=1, chat_template=spec["template"]).save_pretrained(path)  # llava-hf's processor settings
+        return
+    if name == "gemma3":
+        from transformers import Gemma3Processor
+        from transformers.models.gemma3 import image_processing_pil_gemma3 as ipm
+        side = spec["image_size"]
+        Gemma3Processor(image_processor=getattr(ipm, spec["image_processor"])(size={"height": side, "width": side}), tokenizer=tok,
+                        chat_template=spec["template"], image_seq_length=spec["mm_tokens_per_image"]).save_pretrained(path)
+        return
+    from transformers.models.qwen2_vl import image_processing_pil_qwen2_vl as ipm
+    getattr(ipm, spec["image_processor"])(min_pixels=spec["min_pixels"], max_pixels=spec["max_pixels"]).save_pretrained(path)
+    tok.save_pretrained(path)
+
 def build_tiny_vlm(name:str="qwen2-vl", # a key of `TINY_VLMS`
                    path:str|Path|None=None, # output folder (a temporary one if not given)
                    seed:int=0, # fixes the random weights
                   ) -> Path:
     "Build a random-weight vision-language model `name` with its tokenizer and image processor and save them to `path`"
     import torch, transformers
+    if name not in TINY_VLMS: raise ValueError(f"unknown tiny vision-language model {name!r}; choose one of {', '.join(TINY_VLMS)}")
     spec = TINY_VLMS[name]
     path = Path(path or tempfile.mkdtemp(prefix=f"tiny-{name}-"))
-    tok = build_tiny_tokenizer(spec["family"], TINY_SIZES["tiny"]["vocab_size"], extra=tuple(spec["extra"]), template=spec["template"])
-    ids = dict(zip(("vision_start_token_id", "vision_end_token_id", "image_token_id", "video_token_id"), tok.convert_tokens_to_ids(spec["extra"])))
-    dims = {k: v for k, v in TINY_SIZES["tiny"].items() if k not in ("vocab_size", "initializer_range")}
-    text = dict(dims, vocab_size=len(tok), max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                pad_token_id=tok.pad_token_id, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
-    vision = dict(depth=2, embed_dim=32, hidden_size=dims["hidden_size"], num_heads=2, mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
-    config = getattr(transformers, spec["config"])(text_config=text, vision_config=vision, **ids)
+    tok = build_tiny_tokenizer(spec["family"], TINY_SIZES["tiny"]["vocab_size"], extra=tuple(spec["extra"]), template=spec["template"], named=spec.get("named"))
+    config = _vlm_config(name, spec, tok)
     torch.manual_seed(seed)
     model = getattr(transformers, spec["arch"])(config).to(torch.float32)
+    if name == "gemma3":  # transformers starts the projection at zero (a checkpoint overwrites it): random here, or the images would not reach the model
+        torch.nn.init.normal_(model.model.multi_modal_projector.mm_input_projection_weight, std=config.initializer_range)
     model.generation_config.pad_token_id, model.generation_config.eos_token_id = tok.pad_token_id, tok.eos_token_id
-    from transformers.models.qwen2_vl import image_processing_pil_qwen2_vl as ipm
-    getattr(ipm, spec["image_processor"])(min_pixels=spec["min_pixels"], max_pixels=spec["max_pixels"]).save_pretrained(path)
-    tok.save_pretrained(path)
+    _save_processor(name, spec, tok, path)
     model.save_pretrained(path)
     return path
 

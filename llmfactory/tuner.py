@@ -48,24 +48,25 @@ _MM_KEYS = {"freeze_vision_tower": True, "freeze_multi_modal_projector": True, "
 MEDIA_STAGES = ("pt", "sft", "dpo", "kto")  # the stages whose collators and losses pass images to the model
 
 def _check_multimodal(args:TrainArgs, attrs:list):
-    "Multimodal settings and image data only with a vision-language model and a template that takes images; `media_dir` an existing folder"
+    "Multimodal settings and image or video data only with a vision-language model and a template that takes them; `media_dir` an existing folder"
     from llmfactory.mm_plugin import get_mm_plugin
     d, f = args.data, args.finetuning
     if d.media_dir and not Path(d.media_dir).is_dir(): raise ConfigError(f"media_dir: {d.media_dir!r} is not a folder")
     keys = [k for k, default in _MM_KEYS.items() if getattr(f, k) != default]
-    images = [a.name for a in attrs if a.columns.get("images")]
-    if not keys and not images: return
+    media = [(a.name, m) for a in attrs for m in ("images", "videos") if a.columns.get(m)]
+    if not keys and not media: return
     from llmfactory.model import load_config
     from llmfactory.vlm import is_vlm
     if not is_vlm(load_config(copy.copy(args.model))):  # the config alone: no weights
-        what = f"{keys[0]} applies to vision-language models" if keys else f"dataset {images[0]!r} has images"
+        what = f"{keys[0]} applies to vision-language models" if keys else f"dataset {media[0][0]!r} has {media[0][1]}"
         raise ConfigError(f"{what}, and {args.model.model_name_or_path!r} is a text model: use a vision-language model (e.g. Qwen/Qwen2-VL-2B-Instruct, tiny-qwen2-vl)"
-                          + (" or remove the key" if keys else " or a dataset without images"))
-    if images and f.stage not in MEDIA_STAGES:
-        raise ConfigError(f"stage {f.stage}: dataset {images[0]!r} has images, and images train in the stages {', '.join(MEDIA_STAGES)} here; "
-                          "use one of them, or a dataset without images")
-    if images and d.template and get_mm_plugin(d.template).image_token is None:
-        raise ConfigError(f"template: {d.template!r} takes no images, and dataset {images[0]!r} has them: use the model's multimodal template (e.g. qwen2_vl)")
+                          + (" or remove the key" if keys else f" or a dataset without {media[0][1]}"))
+    for name, m in media:
+        if f.stage not in MEDIA_STAGES:
+            raise ConfigError(f"stage {f.stage}: dataset {name!r} has {m}, and images and videos train in the stages {', '.join(MEDIA_STAGES)} here; "
+                              f"use one of them, or a dataset without {m}")
+        if d.template and getattr(get_mm_plugin(d.template), f"{m[:-1]}_token") is None:
+            raise ConfigError(f"template: {d.template!r} takes no {m}, and dataset {name!r} has them: use the model's multimodal template (e.g. qwen2_vl)")
 
 def preflight(config=None, overrides=None) -> TrainArgs:
     "Parse `config` and check everything that can be checked without loading the model"

@@ -152,15 +152,21 @@ resume_from_checkpoint: null
 """
 
 
-@needs_shared
-def test_lf_vlm_example_on_the_tiny_qwen2_vl(tmp_path):
-    "LLaMA-Factory's Qwen2.5-VL LoRA example with its registry (mllm_demo beside identity and alpaca_en_demo) trains the tiny Qwen2-VL"
+def lf_mllm_dataset_dir(tmp_path: Path) -> Path:
+    "`lf_dataset_dir` with an mllm_demo.json and its images: LLaMA-Factory's is not in ../shared, so the project's own, in its layout"
     from llmfactory.demo import demo_images
     data = lf_dataset_dir(tmp_path)
-    rows, images = demo_images()  # LLaMA-Factory's mllm_demo.json is not in ../shared: the project's own, in its layout
+    rows, images = demo_images()
     (data / "mllm_demo.json").write_text(json.dumps(rows["mllm_demo.json"]))
     for rel, img in images.items():
         (data / rel).parent.mkdir(parents=True, exist_ok=True); img.save(data / rel)
+    return data
+
+
+@needs_shared
+def test_lf_vlm_example_on_the_tiny_qwen2_vl(tmp_path):
+    "LLaMA-Factory's Qwen2.5-VL LoRA example with its registry (mllm_demo beside identity and alpaca_en_demo) trains the tiny Qwen2-VL"
+    data = lf_mllm_dataset_dir(tmp_path)
     cfg = tmp_path / "qwen2_5vl_lora_sft.yaml"
     cfg.write_text(QWEN2_5VL_LORA_SFT)
     out = tmp_path / "sft"
@@ -174,4 +180,70 @@ def test_lf_vlm_example_on_the_tiny_qwen2_vl(tmp_path):
     logs = [json.loads(l) for l in (out / "trainer_log.jsonl").read_text().splitlines()]
     assert [r["current_steps"] for r in logs if "loss" in r] == [1, 2]
     assert all(r["loss"] == r["loss"] and r["loss"] > 0 for r in logs if "loss" in r)
+    assert (out / "adapter_model.safetensors").exists()
+
+
+# examples/train_lora/llava1_5_lora_sft.yaml of LLaMA-Factory, as it ships
+LLAVA1_5_LORA_SFT = """\
+### model
+model_name_or_path: llava-hf/llava-1.5-7b-hf
+trust_remote_code: true
+
+### method
+stage: sft
+do_train: true
+finetuning_type: lora
+lora_target: all
+
+### dataset
+dataset: mllm_demo
+template: llava
+cutoff_len: 2048
+max_samples: 1000
+overwrite_cache: true
+preprocessing_num_workers: 16
+
+### output
+output_dir: saves/llava1_5-7b/lora/sft
+logging_steps: 10
+save_steps: 500
+plot_loss: true
+overwrite_output_dir: true
+
+### train
+per_device_train_batch_size: 1
+gradient_accumulation_steps: 8
+learning_rate: 1.0e-4
+num_train_epochs: 3.0
+lr_scheduler_type: cosine
+warmup_ratio: 0.1
+bf16: true
+ddp_timeout: 180000000
+
+### eval
+val_size: 0.1
+per_device_eval_batch_size: 1
+eval_strategy: steps
+eval_steps: 500
+"""
+
+
+@needs_shared
+def test_lf_llava_example_on_the_tiny_llava(tmp_path):
+    "LLaMA-Factory's LLaVA-1.5 LoRA example (mllm_demo, template llava, a held-out split) trains the tiny LLaVA-1.5"
+    data = lf_mllm_dataset_dir(tmp_path)
+    cfg = tmp_path / "llava1_5_lora_sft.yaml"
+    cfg.write_text(LLAVA1_5_LORA_SFT)
+    out = tmp_path / "sft"
+    overrides = ["model_name_or_path=tiny-llava", f"dataset_dir={data}", f"output_dir={out}", "max_samples=20", "max_steps=2", "eval_steps=2",
+                 "logging_steps=1", "gradient_accumulation_steps=2", "preprocessing_num_workers=1", "disable_tqdm=true"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-m", "llmfactory.cli", "train", str(cfg), *overrides], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    assert "multimodal: LoRA on the language model; projector frozen; vision tower frozen" in res.stdout
+    logs = [json.loads(l) for l in (out / "trainer_log.jsonl").read_text().splitlines()]
+    assert [r["current_steps"] for r in logs if "loss" in r] == [1, 2]
+    assert all(r["loss"] == r["loss"] and r["loss"] > 0 for r in logs if "loss" in r)
+    assert any("eval_loss" in r and r["eval_loss"] == r["eval_loss"] for r in logs)  # the held-out rows, with their images
     assert (out / "adapter_model.safetensors").exists()
