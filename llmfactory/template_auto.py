@@ -261,6 +261,12 @@ def _both(template, tokenizer, msgs, gen):
     "Our text and the tokenizer's of a probe; (None, None) when the tokenizer's own template refuses it (Gemma: a system prompt)"
     try: theirs = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
     except Exception: return None, None
+    kept = lambda text: sum(m["content"] in text for m in msgs)
+    if kept(theirs) < len(msgs):  # a template that reads content parts only (LLaVA-1.5's) drops plain-string contents: ask it with parts
+        parts = [{**m, "content": [{"type": "text", "text": m["content"]}]} for m in msgs]
+        try: alt = tokenizer.apply_chat_template(parts, tokenize=False, add_generation_prompt=gen)
+        except Exception: alt = None
+        if alt is not None and "'type'" not in alt and kept(alt) > kept(theirs): theirs = alt
     try:
         with _quiet_notices(): ours = template.render(msgs, add_generation_prompt=gen, tokenizer=tokenizer)
     except Exception as e: ours = f"<error {e}>"
