@@ -20,7 +20,7 @@ from .tiny import resolve_model_path
 
 # %% auto #0
 __all__ = ['template_to_jinja', 'ollama_template', 'ollama_modelfile', 'check_export_args', 'calibration_texts', 'gptq_config',
-           'shard_bytes', 'export_tokenizer', 'export_model', 'export_main']
+           'shard_bytes', 'export_tokenizer', 'export_processor', 'export_model', 'export_main']
 
 # %% ../nbs/14_export.ipynb #bc29f349
 def _lit(text:str) -> str:
@@ -195,6 +195,21 @@ def export_tokenizer(tokenizer, template:Template, export_dir:str|Path) -> str|N
     tokenizer.save_pretrained(export_dir)
     return tokenizer.chat_template
 
+def export_processor(model_args:ModelArguments, export_dir:str|Path) -> str|None:
+    "Save the image processor of a vision-language model (its whole processor where `AutoProcessor` reads it) into `export_dir`; its class name, None for a text model"
+    from transformers import AutoProcessor
+    from llmfactory.mm_plugin import load_media_processor
+    from llmfactory.model import resolve_model_source
+    src = resolve_model_source(model_args)
+    media = load_media_processor(src)
+    if media is None: return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try: proc = AutoProcessor.from_pretrained(src)
+        except Exception: proc = None
+    (proc if proc is not None and getattr(proc, "image_processor", None) is not None else media.image_processor).save_pretrained(export_dir)
+    return type(media.image_processor).__name__
+
 # %% ../nbs/14_export.ipynb #5bacc5b7
 def _export_dtype(model_args:ModelArguments, model) -> torch.dtype:
     if model_args.infer_dtype != "auto": return getattr(torch, model_args.infer_dtype)
@@ -204,7 +219,7 @@ def _export_dtype(model_args:ModelArguments, model) -> torch.dtype:
 def export_model(model_args:ModelArguments, data_args:DataArguments|None=None, finetuning_args:FinetuningArguments|None=None,
                  max_shard_size:int|str|None=None, # overrides `export_size` (bytes, or e.g. "300KB")
                 ) -> Path:
-    "Merge adapters, save sharded weights, tokenizer with chat template and Ollama Modelfile into `model_args.export_dir`"
+    "Merge adapters, save sharded weights, tokenizer with chat template, a vision-language model's image processor and Ollama Modelfile into `model_args.export_dir`"
     m, d = model_args, data_args or DataArguments()
     check_export_args(m, finetuning_args)
     out = Path(m.export_dir)
@@ -225,6 +240,7 @@ def export_model(model_args:ModelArguments, data_args:DataArguments|None=None, f
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, max_shard_size=size)
     if m.export_legacy_format: _to_legacy(out)
+    export_processor(m, out)  # a vision-language model's image processor, so the folder serves images (written first: the tokenizer below is the one that counts)
     export_tokenizer(tokenizer, template, out)
     try: (out / "Modelfile").write_text(ollama_modelfile(template, tokenizer), encoding="utf-8")
     except ValueError as e: print(f"no Ollama Modelfile: {e}")
