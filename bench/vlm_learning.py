@@ -1,6 +1,6 @@
 """A tiny vision-language model learns what only the image tells: the colour of a drawn figure (or, with --video, which way it moves).
 
-    python bench/vlm_learning.py [--quick] [--check] [--model tiny-llava --template llava | --model tiny-gemma3 --template gemma3] [--video]
+    python bench/vlm_learning.py [--quick] [--check] [--model tiny-llava --template llava | --model tiny-gemma3 --template gemma3] [--video | --audio]
 
 Rows as LLaMA-Factory's `mllm_demo` has them (sharegpt, `<image>` in the user turn, an `images` column of paths),
 drawn by `llmfactory.demo.shape_rows`: "What colour is the shape?" (red, green, blue, yellow) or "Is it a square
@@ -20,6 +20,10 @@ at least 0.90 held out (`--quick`, the CI version, fewer rows and epochs: at lea
 paths), drawn by `llmfactory.demo.motion_rows`: a square crosses four frames to the left or to the right, and the
 question asks which way. No single frame tells (the positions are random), so the model must compare frames:
 chance is 0.50, the targets the same.
+
+`--audio` (the tiny Qwen2-Audio, template `qwen2_audio`): rows as LLaMA-Factory's `mllm_audio_demo` has them
+(`<audio>`, an `audios` column of WAV paths), drawn by `llmfactory.demo.tone_rows`: a tone at a random pitch,
+length and loudness, and the question asks whether it is high (1-2 kHz) or low (150-400 Hz). Chance is 0.50.
 """
 import argparse, json, os, sys, tempfile, time
 from pathlib import Path
@@ -30,8 +34,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1"); os.environ.setdefault("TOKEN
 COLOURS = ["red", "green", "blue", "yellow"]
 
 
-def write_rows(path: Path, name: str, n: int, seed: int, video: bool = False) -> list[dict]:
-    from llmfactory.demo import MLLM_ENTRY, MLLM_VIDEO_ENTRY, motion_rows, shape_rows, write_dataset, write_video
+def write_rows(path: Path, name: str, n: int, seed: int, video: bool = False, audio: bool = False) -> list[dict]:
+    from llmfactory.demo import MLLM_AUDIO_ENTRY, MLLM_ENTRY, MLLM_VIDEO_ENTRY, motion_rows, shape_rows, tone_rows, write_audio, write_dataset, write_video
+    if audio:
+        rows, clips = tone_rows(n, seed=seed, audio_dir=f"{name}_audios")
+        for rel, samples in clips.items(): write_audio(samples, path / rel)
+        write_dataset(path, name, rows, **MLLM_AUDIO_ENTRY)
+        return rows
     if video:
         rows, videos = motion_rows(n, seed=seed, video_dir=f"{name}_videos")
         for rel, frames in videos.items(): write_video(frames, path / rel)
@@ -64,13 +73,14 @@ def accuracy(model_dir: str, adapter: str | None, rows: list[dict], data_dir: Pa
     for r in rows:
         q, answer = r["messages"][0]["content"], r["messages"][1]["content"]
         kind = "accuracy"
-        images, videos = ([str(data_dir / p) for p in r.get(k, [])] for k in ("images", "videos"))
-        loaded, clips = plugin.images(images, proc), plugin.videos(videos, proc)
+        images, videos, audios = ([str(data_dir / p) for p in r.get(k, [])] for k in ("images", "videos", "audios"))
+        loaded, clips, sounds = plugin.images(images, proc), plugin.videos(videos, proc), plugin.audios(audios, proc)
         feats = []
         for cand in answers:
-            msgs = plugin.expand([{"role": "user", "content": q}, {"role": "assistant", "content": cand}], loaded, proc, videos=clips)
+            msgs = plugin.expand([{"role": "user", "content": q}, {"role": "assistant", "content": cand}], loaded, proc, videos=clips, audios=sounds)
             (p, a), = tpl.encode_multiturn(tok, msgs)
-            feats.append({"input_ids": p + a, "attention_mask": [1] * (len(p) + len(a)), "labels": [IGNORE_INDEX] * len(p) + a, "images": images, "videos": videos})
+            feats.append({"input_ids": p + a, "attention_mask": [1] * (len(p) + len(a)), "labels": [IGNORE_INDEX] * len(p) + a,
+                          "images": images, "videos": videos, "audios": audios})
         batch = collate(feats)
         with torch.no_grad():
             logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
@@ -88,15 +98,17 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="tiny-qwen2-vl", help="the vision-language model (a tiny name or a folder)")
     p.add_argument("--template", default="qwen2_vl", help="its template (llava for tiny-llava, gemma3 for tiny-gemma3)")
     p.add_argument("--video", action="store_true", help="the video task (which way the square moves) instead of the images' colours")
+    p.add_argument("--audio", action="store_true", help="the audio task (is the tone high or low) on the tiny Qwen2-Audio")
     a = p.parse_args(argv)
+    if a.audio: a.model, a.template = "tiny-qwen2-audio", "qwen2_audio"
     import llmfactory
     n_train, epochs, target = (160, 4, 0.75) if a.quick else (400, 6, 0.90)
     if a.video and a.quick: n_train = 320  # comparing frames takes more steps to find than a colour
-    answers, chance = (["left", "right"], 0.5) if a.video else (COLOURS, 0.25)
+    answers, chance = (["left", "right"], 0.5) if a.video else (["high", "low"], 0.5) if a.audio else (COLOURS, 0.25)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        write_rows(data, "shapes_train", n_train, seed=1, video=a.video)
-        test = write_rows(data, "shapes_test", 80, seed=2, video=a.video)
+        write_rows(data, "shapes_train", n_train, seed=1, video=a.video, audio=a.audio)
+        test = write_rows(data, "shapes_test", 80, seed=2, video=a.video, audio=a.audio)
         t0 = time.time()
         before = accuracy(a.model, None, test, data, a.template, answers)
         out = Path(tmp) / "out"
@@ -106,7 +118,7 @@ def main(argv=None) -> int:
                                         save_strategy="no", report_to="none", cutoff_len=128, seed=0, disable_tqdm=True))
         after = accuracy(str(out), None, test, data, a.template, answers)  # the fine-tuned model folder: weights, tokenizer, image processor
     fmt = lambda d: f"{d['accuracy']:.2f}"
-    tag = ("vlm" if a.model == "tiny-qwen2-vl" else f"vlm {a.model}") + (" video" if a.video else "")  # the default run prints as it always has
+    tag = ("vlm" if a.model == "tiny-qwen2-vl" else f"vlm {a.model}") + (" video" if a.video else " audio" if a.audio else "")  # the default run prints as it always has
     print(f"{tag} held-out accuracy before: {fmt(before)}")
     print(f"{tag} held-out accuracy after:  {fmt(after)}  ({n_train} rows x {epochs} epochs, loss {metrics['first_loss']:.2f} -> {metrics['last_loss']:.2f}, {time.time() - t0:.0f} s)")
     ok = after["accuracy"] >= target

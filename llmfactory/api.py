@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_api.ipynb #fc7b0c16
 from __future__ import annotations
-import ipaddress, json, logging, os, re, secrets, sys, threading, time, uuid, warnings
+import base64, binascii, ipaddress, json, logging, os, re, secrets, sys, threading, time, uuid, warnings
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,16 +18,16 @@ from .hparams import ConfigError
 from .tools import as_call
 
 _log = logging.getLogger(__name__)
-from .mm_plugin import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, MediaError, load_image, load_video
+from .mm_plugin import AUDIO_PLACEHOLDER, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, MediaError, load_audio, load_image, load_video
 
 
 # %% auto #0
 __all__ = ['Text', 'JSONObject', 'ROLES', 'APIError', 'validation_message', 'valid_unicode', 'ContentPart', 'FunctionCall',
            'ToolCall', 'ChatMessage', 'FunctionDef', 'Tool', 'NamedFunction', 'NamedToolChoice', 'StreamOptions',
-           'ChatCompletionRequest', 'ScoreRequest', 'check_supported', 'request_image', 'to_template_messages',
-           'choose_tools', 'forced_call_prefix', 'reply_message', 'missing_call', 'max_token_chars',
-           'check_prompt_chars', 'max_request_bytes_setting', 'RequestGuard', 'create_app', 'exposure_warning',
-           'ServerThread', 'serve_in_thread', 'api_main']
+           'ChatCompletionRequest', 'ScoreRequest', 'check_supported', 'request_image', 'request_audio',
+           'to_template_messages', 'choose_tools', 'forced_call_prefix', 'reply_message', 'missing_call',
+           'max_token_chars', 'check_prompt_chars', 'max_request_bytes_setting', 'RequestGuard', 'create_app',
+           'exposure_warning', 'ServerThread', 'serve_in_thread', 'api_main']
 
 # %% ../nbs/12_api.ipynb #352e0280
 class APIError(Exception):
@@ -90,10 +90,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 class ContentPart(_Model):
-    type: Literal["text", "image_url", "video_url"]
+    type: Literal["text", "image_url", "video_url", "input_audio"]
     text: Text|None = None
     image_url: JSONObject|None = None  # {"url": ...}: a data URL, or a file inside the server's media_dir
     video_url: JSONObject|None = None  # the same for a video (data:video/mp4;base64,...)
+    input_audio: JSONObject|None = None  # OpenAI's audio part: {"data": base64 of the file, "format": "wav" or "mp3"}
 
     @model_validator(mode="after")
     def _has_its_field(self):
@@ -196,12 +197,27 @@ def request_image(url, media_dir:str|None, param:str, kind:str="image", load=loa
     except MediaError as e:
         raise APIError(403 if "outside media_dir" in str(e) else 400, f"{param}: {e}", param=param, code=f"invalid_{kind}") from None
 
-def _text(m:ChatMessage, i:int, images:list|None=None, media_dir:str|None=None, videos:list|None=None, video_settings:dict|None=None) -> str:
-    "The text of message `i`; its image (video) parts become `<image>` (`<video>`) placeholders, their media appended to `images` (`videos`; None: refused)"
+def request_audio(part, sampling_rate:int, param:str):
+    "The samples of an `input_audio` part (`{\"data\": base64, \"format\": ...}`); `APIError` 400 saying why not"
+    data = (part or {}).get("data")
+    if not isinstance(data, str) or not data.strip(): raise APIError(400, "an input_audio part needs {\"data\": base64 of the audio file, \"format\": \"wav\"}", param=param)
+    try: raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError): raise APIError(400, f"{param}: the audio data is not valid base64", param=param, code="invalid_audio") from None
+    try: return load_audio(raw, sampling_rate=sampling_rate)
+    except MediaError as e: raise APIError(400, f"{param}: {e}", param=param, code="invalid_audio") from None
+
+def _text(m:ChatMessage, i:int, images:list|None=None, media_dir:str|None=None, videos:list|None=None, video_settings:dict|None=None,
+          audios:list|None=None, sampling_rate:int=16000) -> str:
+    "The text of message `i`; its image (video, audio) parts become `<image>` (`<video>`, `<audio>`) placeholders, their media appended to `images` (`videos`, `audios`; None: refused)"
     if not isinstance(m.content, list): return m.content or ""
     out = []
     for j, p in enumerate(m.content):
         if p.type == "text": out.append(p.text or ""); continue
+        if p.type == "input_audio":
+            if audios is None:
+                what = "serves text models and takes text parts only" if images is None else "serves a model that takes no audio"
+                raise APIError(400, f"messages[{i}] has 'input_audio' content: this server {what}", param=f"messages.{i}.content", code="unsupported_content")
+            audios.append(request_audio(p.input_audio, sampling_rate, f"messages.{i}.content.{j}")); out.append(AUDIO_PLACEHOLDER); continue
         into = images if p.type == "image_url" else videos
         if into is None:
             what = "serves text models and takes text parts only" if images is None else "serves a model that takes no videos"
@@ -212,8 +228,9 @@ def _text(m:ChatMessage, i:int, images:list|None=None, media_dir:str|None=None, 
             videos.append(request_image((p.video_url or {}).get("url"), media_dir, f"messages.{i}.content.{j}", "video", load)); out.append(VIDEO_PLACEHOLDER)
     return "".join(out)
 
-def to_template_messages(messages:list[ChatMessage], images:list|None=None, media_dir:str|None=None, videos:list|None=None, video_settings:dict|None=None) -> list[dict]:
-    "The request's messages as the template's message dicts (image parts into `images`, video parts into `videos`, when lists); `APIError` 400 for what cannot be served"
+def to_template_messages(messages:list[ChatMessage], images:list|None=None, media_dir:str|None=None, videos:list|None=None, video_settings:dict|None=None,
+                         audios:list|None=None, sampling_rate:int=16000) -> list[dict]:
+    "The request's messages as the template's message dicts (image, video and audio parts into `images`, `videos`, `audios`, when lists); `APIError` 400 for what cannot be served"
     if not messages: raise APIError(400, "messages must not be empty: give at least one user message", param="messages")
     out = []
     for i, m in enumerate(messages):
@@ -221,7 +238,7 @@ def to_template_messages(messages:list[ChatMessage], images:list|None=None, medi
         if m.content is None and not (role == "assistant" and m.tool_calls):
             raise APIError(400, f"messages[{i}] ({m.role}) has no content" + (" or tool_calls" if role == "assistant" else ""), param=f"messages.{i}.content")
         if m.tool_calls and role != "assistant": raise APIError(400, f"messages[{i}] is a {m.role} message: only assistant messages have tool_calls", param=f"messages.{i}.tool_calls")
-        msg = {"role": role, "content": _text(m, i, images, media_dir, videos, video_settings)}
+        msg = {"role": role, "content": _text(m, i, images, media_dir, videos, video_settings, audios, sampling_rate)}
         if m.tool_calls:
             calls = []
             for c in m.tool_calls:
@@ -425,10 +442,12 @@ def create_app(chat_model:ChatModel, # the model to serve
         cid, gen = f"chatcmpl-{uuid.uuid4().hex}", _gen_kwargs(req)
         images = [] if chat_model.engine_takes_images else None
         videos = [] if chat_model.engine_takes_videos else None
+        audios = [] if chat_model.engine_takes_audios else None
         ma = chat_model.model_args
-        messages = to_template_messages(req.messages, images, chat_model.data_args.media_dir, videos, {"fps": ma.video_fps, "maxlen": ma.video_maxlen})
-        if images: gen["images"] = images
-        if videos: gen["videos"] = videos
+        messages = to_template_messages(req.messages, images, chat_model.data_args.media_dir, videos, {"fps": ma.video_fps, "maxlen": ma.video_maxlen},
+                                        audios, ma.audio_sampling_rate)
+        for k, v in (("images", images), ("videos", videos), ("audios", audios)):
+            if v: gen[k] = v
         tools, must = choose_tools(req)
         if per_token: check_prompt_chars(messages, tools, chat_model.template, chat_model.tokenizer, context, per_token)
         chunk = lambda delta, finish=None, **kw: _sse({"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": name,

@@ -16,7 +16,7 @@ from .hparams import ConfigError, DataArguments, FinetuningArguments, Generating
 from .model import _hub_kwargs, get_compute_dtype, load_model, load_tokenizer, resolve_model_source
 from .template_auto import get_template_for
 from .tiny import resolve_model_path
-from .mm_plugin import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, get_mm_plugin, load_media_processor, media_settings
+from .mm_plugin import AUDIO_PLACEHOLDER, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, get_mm_plugin, load_media_processor, media_settings
 from .vlm import is_vlm
 
 
@@ -111,8 +111,8 @@ class HuggingfaceEngine(BaseEngine):
         return [r.future.result() for r in reqs]
 
     async def chat(self, messages, system=None, tools=None, reply_prefix:str="", **gen) -> list[Response]:
-        for k in ("images", "videos"):
-            if gen.get(k) is not None: gen[k] = [gen[k]]  # one conversation's images (videos)
+        for k in ("images", "videos", "audios"):
+            if gen.get(k) is not None: gen[k] = [gen[k]]  # one conversation's images (videos, audios)
         return (await self.batch_chat([messages], system, tools, reply_prefix, **gen))[0]
 
     async def batch_chat(self, conversations, system=None, tools=None, reply_prefix:str="", **gen) -> list[list[Response]]:
@@ -126,7 +126,7 @@ class HuggingfaceEngine(BaseEngine):
     def stream_sync(self, messages, system=None, tools=None, stats:dict|None=None, reply_prefix:str="", **gen) -> "_Stream":
         "A `_Stream` of text pieces of the reply (what follows `reply_prefix`)"
         if gen.get("n", 1) not in (1, None): raise ValueError("streaming gives one reply: n must be 1")
-        for k in ("images", "videos"):
+        for k in ("images", "videos", "audios"):
             if gen.get(k) is not None: gen[k] = [gen[k]]
         (req,) = self._prepare([messages], system, tools, gen, reply_prefix)
         if not req.batchable: raise ValueError("streaming needs num_beams: 1 (beam search picks its reply at the end)")
@@ -165,10 +165,10 @@ class _Request:
 def _prepare(self, conversations, system, tools, gen, reply_prefix:str="") -> list[_Request]:
     "One `_Request` per conversation; `ValueError` for a conversation or setting that cannot be served"
     if not self.can_generate: raise ValueError("this model is a reward model: it scores texts (get_scores) but does not generate")
-    gen = dict(gen); images, videos = (gen.pop(k, None) or [None] * len(conversations) for k in ("images", "videos"))
+    gen = dict(gen); images, videos, audios = (gen.pop(k, None) or [None] * len(conversations) for k in ("images", "videos", "audios"))
     g, n, stops = generation_settings(self.generating_args, **gen)
     system = system if system is not None else g.default_system
-    conversations, mm = zip(*[self._with_images(c, imgs, vids) for c, imgs, vids in zip(conversations, images, videos)]) if conversations else ((), ())
+    conversations, mm = zip(*[self._with_images(c, *media) for c, *media in zip(conversations, images, videos, audios)]) if conversations else ((), ())
     prompts = [encode_prompt(self.template, self.tokenizer, c, system, tools, self.context, reply_prefix, enable_thinking=g.enable_thinking) for c in conversations]
     kw = g.to_dict()
     max_new, max_length = kw.pop("max_new_tokens", None), kw.pop("max_length", None)
@@ -184,18 +184,19 @@ def _prepare(self, conversations, system, tools, gen, reply_prefix:str="") -> li
     return reqs
 
 @_method(HuggingfaceEngine)
-def _with_images(self, messages:list[dict], images:list|None, videos:list|None=None) -> tuple[list[dict], dict|None]:
-    "`(messages, media tensors)`: each `<image>` (`<video>`) of the messages expanded into the model's image (video) tokens (placed before the first user text when there is none)"
-    if not images and not videos: return messages, None
-    for kind, items in (("images", images), ("videos", videos)):
+def _with_images(self, messages:list[dict], images:list|None, videos:list|None=None, audios:list|None=None) -> tuple[list[dict], dict|None]:
+    "`(messages, media tensors)`: each `<image>` (`<video>`, `<audio>`) of the messages expanded into the model's media tokens (placed before the first user text when there is none)"
+    if not images and not videos and not audios: return messages, None
+    for kind, items in (("images", images), ("videos", videos), ("audios", audios)):
         if items and (self.media is None or getattr(self.plugin, f"{kind[:-1]}_token") is None):
             raise ValueError(f"this model ({self.model_args.model_name_or_path}) with template {self.template.name!r} takes no {kind}: serve a vision-language model with its template")
-    loaded, clips = self.plugin.images(images or [], self.media), self.plugin.videos(videos or [], self.media)
-    for ph, items in ((VIDEO_PLACEHOLDER, clips), (IMAGE_PLACEHOLDER, loaded)):
+    loaded, clips, sounds = self.plugin.images(images or [], self.media), self.plugin.videos(videos or [], self.media), self.plugin.audios(audios or [], self.media)
+    for ph, items in ((AUDIO_PLACEHOLDER, sounds), (VIDEO_PLACEHOLDER, clips), (IMAGE_PLACEHOLDER, loaded)):
         if items and not any(ph in str(m.get("content") or "") for m in messages):
             k = next((i for i, m in enumerate(messages) if m.get("role") == "user"), 0)
             messages = [dict(m, content=ph * len(items) + (m.get("content") or "")) if i == k else m for i, m in enumerate(messages)]
-    return self.plugin.expand(messages, loaded, self.media, videos=clips), self.plugin.mm_inputs(loaded, self.media, videos=clips)
+    return (self.plugin.expand(messages, loaded, self.media, videos=clips, audios=sounds),
+            self.plugin.mm_inputs(loaded, self.media, videos=clips, audios=sounds))
 
 # %% ../nbs/11_chat.ipynb #4b686722
 class _Watch:
@@ -361,6 +362,8 @@ class ChatModel:
     def engine_takes_images(self) -> bool: return getattr(self.engine, "media", None) is not None
     @property
     def engine_takes_videos(self) -> bool: return self.engine_takes_images and getattr(getattr(self.engine, "plugin", None), "video_token", None) is not None
+    @property
+    def engine_takes_audios(self) -> bool: return self.engine_takes_images and getattr(getattr(self.engine, "plugin", None), "audio_token", None) is not None
 
     def _run(self, coro):
         if self._loop is None:

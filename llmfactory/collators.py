@@ -46,23 +46,24 @@ class SFTCollator:
         "The pad token id (the eos id when the tokenizer has no pad token)"
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
 
-    def media(self, images:list[list], input_ids, videos:list[list]|None=None) -> dict:
-        "The model inputs of the images and videos of a batch (one list per row, in row order) whose padded ids are `input_ids`"
-        flat, flat_videos = [x for row in images for x in (row or [])], [x for row in videos or [] for x in (row or [])]
-        if not flat and not flat_videos: return {}
+    def media(self, images:list[list], input_ids, videos:list[list]|None=None, audios:list[list]|None=None) -> dict:
+        "The model inputs of the images, videos and audios of a batch (one list per row, in row order) whose padded ids are `input_ids`"
+        flat = {k: [x for row in rows or [] for x in (row or [])] for k, rows in (("images", images), ("videos", videos), ("audios", audios))}
+        if not any(flat.values()): return {}
         if self.plugin is None or self.processor is None:
-            raise ValueError("a batch holds images or videos but the collator has no media plugin: train a vision-language model with its template")
-        loaded, clips = self.plugin.images(flat, self.processor), self.plugin.videos(flat_videos, self.processor)
-        return self.plugin.mm_inputs(loaded, self.processor, videos=clips) | self.plugin.token_type_ids(input_ids, self.tokenizer)
+            raise ValueError("a batch holds media but the collator has no media plugin: train a vision-language model with its template")
+        loaded = {k: getattr(self.plugin, k)(v, self.processor) for k, v in flat.items()}
+        return (self.plugin.mm_inputs(loaded["images"], self.processor, videos=loaded["videos"], audios=loaded["audios"])
+                | self.plugin.token_type_ids(input_ids, self.tokenizer))
 
     def __call__(self, rows:list[dict]) -> dict:
-        images, videos = ([r.get(k) or [] for r in rows] for k in ("images", "videos"))
-        if any(images) or any(videos): return self._with_media(rows, images, videos)
+        media = [[r.get(k) or [] for r in rows] for k in ("images", "videos", "audios")]
+        if any(any(m) for m in media): return self._with_media(rows, *media)
         return self._call(rows)
 
-    def _with_media(self, rows, images, videos):
+    def _with_media(self, rows, images, videos, audios=None):
         out = self._call(rows, padding_free=False)  # media positions need the rows apart
-        return out | self.media(images, out["input_ids"], videos)
+        return out | self.media(images, out["input_ids"], videos, audios)
 
     def _call(self, rows:list[dict], padding_free:bool|None=None) -> dict:
         padding_free = self.padding_free if padding_free is None else padding_free
@@ -82,7 +83,7 @@ class SFTCollator:
 class PairwiseCollator(SFTCollator):
     "One batch of 2B rows: the chosen replies, then the rejected ones"
     def __call__(self, rows:list[dict]) -> dict:
-        flat = [{k: r[f"{side}_{k}"] for k in ("input_ids", "attention_mask", "labels")} | {"images": r.get("images"), "videos": r.get("videos")}
+        flat = [{k: r[f"{side}_{k}"] for k in ("input_ids", "attention_mask", "labels")} | {k: r.get(k) for k in ("images", "videos", "audios")}
                 for side in ("chosen", "rejected") for r in rows]
         return super().__call__(flat)
 
@@ -92,8 +93,8 @@ class KTOCollator(SFTCollator):
     "Target rows, `kl_*` rows and `kto_tags`; a row's images once (its KL row has the same prompt), with the KL rows' own token types"
     def __call__(self, rows:list[dict]) -> dict:
         import torch
-        out = super().__call__([{k: r[k] for k in ("input_ids", "attention_mask", "labels", "images", "videos") if k in r} for r in rows])
-        images = any(r.get("images") or r.get("videos") for r in rows)
+        out = super().__call__([{k: r[k] for k in ("input_ids", "attention_mask", "labels", "images", "videos", "audios") if k in r} for r in rows])
+        images = any(r.get("images") or r.get("videos") or r.get("audios") for r in rows)
         kl = self._call([{k: r[f"kl_{k}"] for k in ("input_ids", "attention_mask", "labels")} for r in rows], padding_free=False if images else None)
         if images: kl |= self.plugin.token_type_ids(kl["input_ids"], self.tokenizer)
         out.update({f"kl_{k}": v for k, v in kl.items()})
@@ -110,7 +111,8 @@ class UnsupervisedCollator(SFTCollator):
         if "labels" in rows[0]: out["labels"] = pad_to([r["labels"] for r in rows], self.label_pad_token_id, self.pad_to_multiple_of)
         for k in ("prompt", "reference"):
             if k in rows[0]: out[k] = [r[k] for r in rows]
-        return out | self.media([r.get("images") or [] for r in rows], ids, [r.get("videos") or [] for r in rows])
+        images, videos, audios = ([r.get(k) or [] for r in rows] for k in ("images", "videos", "audios"))
+        return out | self.media(images, ids, videos, audios)
 
 # %% ../nbs/04b_collators.ipynb #9c33e9e0
 COLLATORS = {"pt": SFTCollator, "sft": SFTCollator, "rm": PairwiseCollator, "dpo": PairwiseCollator, "kto": KTOCollator,

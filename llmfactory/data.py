@@ -12,7 +12,7 @@ from typing import Any
 
 from .hparams import ConfigError, DataArguments, PAIRWISE_STAGES
 from .template import Template
-from .mm_plugin import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, MediaError, check_placeholders, image_refs, video_refs
+from .mm_plugin import PLACEHOLDERS, MediaError, audio_refs, check_placeholders, image_refs, video_refs
 from .processors import IGNORE_INDEX, infer_seqlen, encode_supervised, preprocess_supervised, get_preprocess, STAGE_KINDS, EncodeError
 from .collators import get_collator
 
@@ -42,7 +42,7 @@ SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human"
                  "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}
 OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
                "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}
-MEDIA_COLUMNS = ("images", "videos", "audios")  # LLaMA-Factory's multimodal columns (images and videos trained; audios refused for now)
+MEDIA_COLUMNS = ("images", "videos", "audios")  # LLaMA-Factory's multimodal columns
 COLUMN_KEYS = ("prompt", "query", "response", "history", "messages", "system", "tools", *MEDIA_COLUMNS, "chosen", "rejected", "kto_tag")
 TAG_KEYS = tuple(SHAREGPT_TAGS)
 
@@ -475,7 +475,7 @@ def aligned_features():
     call = {"type": Value("string"), "function": {"name": Value("string"), "arguments": Value("string")}}
     msg = {"role": Value("string"), "content": Value("string"), "tool_calls": List(call)}
     return Features({"_prompt": List(msg), "_response": List(msg), "_system": Value("string"), "_tools": Value("string"),
-                     "_kto_tag": Value("bool"), "_images": List(Value("string")), "_videos": List(Value("string")), "_error": Value("string")})
+                     "_kto_tag": Value("bool"), "_images": List(Value("string")), "_videos": List(Value("string")), "_audios": List(Value("string")), "_error": Value("string")})
 
 def parse_placeholders(p) -> dict:
     "`placeholders` (\"k=v,k2=v2\" or a dict) as a dict"
@@ -508,21 +508,19 @@ def _row_converter(attr, data_args, stage):
         for m in msgs:
             for k, v in fill.items(): m["content"] = m["content"].replace("{{" + k + "}}", v)
         return msgs
-    empty = {"_prompt": [], "_response": [], "_system": "", "_tools": "", "_kto_tag": None, "_images": [], "_videos": []}
+    empty = {"_prompt": [], "_response": [], "_system": "", "_tools": "", "_kto_tag": None, "_images": [], "_videos": [], "_audios": []}
     media = [(m, attr.columns.get(m) or m) for m in MEDIA_COLUMNS]
     media_dir = Path(data_args.media_dir or data_args.dataset_dir or ".")
     def one(r, i):
         try:
-            found = {"images": [], "videos": []}
+            found = {m: [] for m in MEDIA_COLUMNS}
             for m, c in media:
                 if r.get(c) in (None, "", []): continue
-                if m == "audios":
-                    raise RowError(f"{_where(attr, i)}: field {c!r} holds audios, but llmfactory trains on images and videos only for now; "
-                                   f"remove the field (and the <audio> placeholders) or the rows that have it")
-                found[m] = (image_refs if m == "images" else video_refs)(r[c], media_dir, lambda msg: RowError(f"{_where(attr, i)}: {msg}"))
-            o, err = dict(convert(r, attr, i, need), _images=found["images"], _videos=found["videos"]), ""
+                refs = {"images": image_refs, "videos": video_refs, "audios": audio_refs}[m]
+                found[m] = refs(r[c], media_dir, lambda msg: RowError(f"{_where(attr, i)}: {msg}"))
+            o, err = dict(convert(r, attr, i, need), **{f"_{m}": v for m, v in found.items()}), ""
             text = "".join(x.get("content") or "" for x in o["_prompt"] + o["_response"])
-            if any(found.values()) or IMAGE_PLACEHOLDER in text or VIDEO_PLACEHOLDER in text:
+            if any(found.values()) or any(ph in text for ph in PLACEHOLDERS.values()):
                 try: check_placeholders(o["_prompt"] + o["_response"], **found)
                 except MediaError as e: raise RowError(f"{_where(attr, i)}: {e}") from None
         except RowError as e: o, err = empty, str(e)
@@ -566,7 +564,7 @@ def align_dataset(ds, attr:DatasetAttr, data_args:DataArguments|None=None, stage
     if errors: ds = ds.filter(lambda e: not e, input_columns="_error")
     return ds.remove_columns("_error")
 
-ALIGNED_COLUMNS = ("_prompt", "_response", "_system", "_tools", "_kto_tag", "_images", "_videos")
+ALIGNED_COLUMNS = ("_prompt", "_response", "_system", "_tools", "_kto_tag", "_images", "_videos", "_audios")
 
 def align_rows(rows:list[dict], attr:DatasetAttr, data_args:DataArguments|None=None, stage:str="sft", report:dict|None=None,
                columns:list[str]|None=None) -> dict[str, list]:
@@ -595,9 +593,6 @@ def merge_datasets(parts:list, data_args:DataArguments, seed:int=42):
 def check_stage_data(attrs:list[DatasetAttr], stage:str) -> None:
     "Raise `DataError` if the datasets do not suit `stage` (pairwise stages need ranking data and vice versa)"
     for a in attrs:
-        if a.columns.get("audios"):
-            raise DataError(f"dataset {a.name!r}: llmfactory trains on images and videos only for now; its dataset_info.json entry maps an audios column. "
-                            f"Remove it (and the <audio> placeholders) to train on the rest")
         if stage in PAIRWISE_STAGES and not a.ranking:
             raise DataError(f"stage {stage} needs pairwise data (chosen/rejected), but dataset {a.name!r} is not marked \"ranking\": true in dataset_info.json")
         if stage not in PAIRWISE_STAGES and a.ranking:
@@ -792,14 +787,17 @@ def get_dataset(data_args:DataArguments, template:Template, tokenizer, stage:str
     return out
 
 # %% ../nbs/04_data.ipynb #47297ac5
-def check_registry(dataset_dir:str|Path, template:Template, tokenizer, max_samples:int|None=50, cutoff_len:int=256, vlm:tuple|None=None, **kw) -> dict:
-    "Load and tokenize every local entry of `dataset_dir/dataset_info.json` for its natural stage: name -> (stage, rows); image entries with `vlm` = (template, tokenizer, processor)"
+def check_registry(dataset_dir:str|Path, template:Template, tokenizer, max_samples:int|None=50, cutoff_len:int=256, vlm:tuple|None=None,
+                   alm:tuple|None=None, **kw) -> dict:
+    "Load and tokenize every local entry of `dataset_dir/dataset_info.json` for its natural stage: name -> (stage, rows); image and video entries with `vlm` = (template, tokenizer, processor), audio ones with `alm`"
     out = {}
     for name, e in read_dataset_info(dataset_dir).items():
         attr = attr_from_entry(name, e, dataset_dir)
         if attr.load_from != "file" or not Path(attr.path).exists(): continue
         stage = natural_stage(attr)
         da = DataArguments(dataset=name, dataset_dir=str(dataset_dir), max_samples=max_samples, cutoff_len=cutoff_len, **kw)
-        tpl, tok, proc = vlm if (attr.columns.get("images") or attr.columns.get("videos")) and vlm else (template, tokenizer, None)
+        tpl, tok, proc = template, tokenizer, None
+        if attr.columns.get("images") or attr.columns.get("videos"): tpl, tok, proc = vlm or (tpl, tok, proc)
+        elif attr.columns.get("audios"): tpl, tok, proc = alm or (tpl, tok, proc)
         out[name] = (stage, len(get_dataset(da, tpl, tok, stage=stage, processor=proc)["train_dataset"]))
     return out

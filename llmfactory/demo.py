@@ -8,12 +8,13 @@ import json, random
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['GENERAL_QA', 'PROSE', 'WORDS', 'DEMO_TOOLS', 'CITIES', 'IDENTITY_QA', 'SHAPE_COLOURS', 'SHAPES', 'MLLM_ENTRY',
-           'MLLM_PREF_ENTRY', 'MLLM_VIDEO_ENTRY', 'DEMO_DATASET_INFO', 'arithmetic_rows', 'arithmetic_split',
-           'reversal_rows', 'alpaca_demo', 'demo_corpus', 'preference_rows', 'feedback_rows', 'unpaired_rows',
-           'write_dataset', 'chat_rows', 'tool_rows', 'text_lines', 'identity_rows', 'shape_image', 'media_rows',
-           'shape_rows', 'mllm_entry', 'shape_pairs', 'write_video', 'motion_video', 'motion_rows', 'demo_images',
-           'demo_videos', 'demo_files', 'write_demo_data']
+__all__ = ['GENERAL_QA', 'PROSE', 'WORDS', 'DEMO_TOOLS', 'CITIES', 'IDENTITY_QA', 'SHAPE_COLOURS', 'SHAPES', 'MEDIA_KINDS',
+           'MLLM_ENTRY', 'MLLM_PREF_ENTRY', 'MLLM_VIDEO_ENTRY', 'MLLM_AUDIO_ENTRY', 'DEMO_DATASET_INFO',
+           'arithmetic_rows', 'arithmetic_split', 'reversal_rows', 'alpaca_demo', 'demo_corpus', 'preference_rows',
+           'feedback_rows', 'unpaired_rows', 'write_dataset', 'chat_rows', 'tool_rows', 'text_lines', 'identity_rows',
+           'shape_image', 'media_rows', 'shape_rows', 'mllm_entry', 'shape_pairs', 'write_video', 'motion_video',
+           'motion_rows', 'write_audio', 'tone', 'tone_rows', 'demo_images', 'demo_videos', 'demo_audios', 'demo_files',
+           'write_demo_data']
 
 # %% ../nbs/00_demo.ipynb #580d218d
 GENERAL_QA = [
@@ -228,13 +229,16 @@ def shape_image(colour:str, shape:str="square", size:int=56, seed:int=0):
     (draw.rectangle if shape == "square" else draw.ellipse)([x, y, x + s, y + s], fill=SHAPE_COLOURS[colour])
     return img
 
+MEDIA_KINDS = {"images": (".png", "<image>"), "videos": (".mp4", "<video>"), "audios": (".wav", "<audio>")}  # file suffix, placeholder
+
 def media_rows(n:int, seed:int, folder:str, kind:str, draw) -> tuple[list[dict], dict]:
-    "`n` sharegpt rows of one medium each (`kind`: images or videos) from `draw(rng) -> (medium, question, answer)`, and the media by relative path"
+    "`n` sharegpt rows of one medium each (`kind`: images, videos or audios) from `draw(rng) -> (medium, question, answer)`, and the media by relative path"
     rng, rows, media = random.Random(seed), [], {}
+    suffix, placeholder = MEDIA_KINDS[kind]
     for i in range(n):
-        path = f"{folder}/{seed}_{i}" + (".png" if kind == "images" else ".mp4")
+        path = f"{folder}/{seed}_{i}{suffix}"
         media[path], q, a = draw(rng)
-        rows.append({"messages": [{"role": "user", "content": ("<image>" if kind == "images" else "<video>") + q}, {"role": "assistant", "content": a}], kind: [path]})
+        rows.append({"messages": [{"role": "user", "content": placeholder + q}, {"role": "assistant", "content": a}], kind: [path]})
     return rows, media
 
 def shape_rows(n:int, seed:int=0, image_dir:str="mllm_demo_data") -> tuple[list[dict], dict]:
@@ -299,6 +303,33 @@ def motion_rows(n:int, seed:int=0, video_dir:str="mllm_video_demo_data") -> tupl
 
 MLLM_VIDEO_ENTRY = mllm_entry("videos")
 
+# %% ../nbs/00_demo.ipynb #eb5d038d
+def write_audio(samples, path:str|Path, sampling_rate:int=8000):
+    "Write float `samples` in [-1, 1] to the 16-bit mono WAV file `path`"
+    import wave
+    import numpy as np
+    pcm = (np.clip(np.asarray(samples, dtype=np.float32), -1, 1) * 32767).round().astype("<i2")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1); w.setsampwidth(2); w.setframerate(sampling_rate); w.writeframes(pcm.tobytes())
+
+def tone(pitch:str, seconds:float=1.0, sampling_rate:int=8000, seed:int=0):
+    "A sine tone of `seconds`: 'high' (1000-2000 Hz) or 'low' (150-400 Hz), at a random frequency and loudness"
+    import numpy as np
+    rng = random.Random(seed)
+    f = rng.uniform(1000, 2000) if pitch == "high" else rng.uniform(150, 400)
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    return (rng.uniform(0.2, 0.8) * np.sin(2 * np.pi * f * t)).astype(np.float32)
+
+def tone_rows(n:int, seed:int=0, audio_dir:str="mllm_audio_demo_data") -> tuple[list[dict], dict]:
+    "`n` sharegpt rows asking whether an audio clip's tone is high or low, and the clips' samples by relative path"
+    def draw(rng):
+        pitch, seconds = rng.choice(["high", "low"]), rng.uniform(0.5, 1.0)
+        return tone(pitch, seconds, seed=rng.randrange(10**9)), rng.choice(["Is the tone high or low?", "High or low?", "What pitch is this tone?"]), pitch
+    return media_rows(n, seed, audio_dir, "audios", draw)
+
+MLLM_AUDIO_ENTRY = mllm_entry("audios")
+
 # %% ../nbs/00_demo.ipynb #c050327d
 DEMO_DATASET_INFO = {
     "alpaca_demo": {"file_name": "alpaca_demo.json"},
@@ -318,6 +349,8 @@ DEMO_DATASET_INFO = {
     "mllm_pref_test": {"file_name": "mllm_pref_test.json", **MLLM_PREF_ENTRY},
     "mllm_video_demo": {"file_name": "mllm_video_demo.json", **MLLM_VIDEO_ENTRY},
     "mllm_video_test": {"file_name": "mllm_video_test.json", **MLLM_VIDEO_ENTRY},
+    "mllm_audio_demo": {"file_name": "mllm_audio_demo.json", **MLLM_AUDIO_ENTRY},
+    "mllm_audio_test": {"file_name": "mllm_audio_test.json", **MLLM_AUDIO_ENTRY},
 }
 
 def demo_images() -> tuple[dict[str, list], dict]:
@@ -331,8 +364,13 @@ def demo_videos() -> tuple[dict[str, list], dict]:
     (train, a), (test, b) = motion_rows(64, seed=31), motion_rows(32, seed=32)
     return {"mllm_video_demo.json": train, "mllm_video_test.json": test}, a | b
 
+def demo_audios() -> tuple[dict[str, list], dict]:
+    "The audio datasets (`mllm_audio_demo`: 32 rows, `mllm_audio_test`: 16 held-out rows) and their clips' samples by relative path"
+    (train, a), (test, b) = tone_rows(32, seed=41), tone_rows(16, seed=42)
+    return {"mllm_audio_demo.json": train, "mllm_audio_test.json": test}, a | b
+
 def demo_files() -> dict[str, str]:
-    "File name -> text of every demo file (the images are `demo_images`, the videos `demo_videos`)"
+    "File name -> text of every demo file (the images are `demo_images`, the videos `demo_videos`, the audio clips `demo_audios`)"
     math_train, math_test = arithmetic_split(2000, 200, seed=7)
     pairs_train, pairs_test = arithmetic_split(1000, 100, seed=11)
     kto_train, kto_test = arithmetic_split(1000, 100, seed=13)
@@ -342,6 +380,7 @@ def demo_files() -> dict[str, str]:
             "math_pairs_train.json": _dump(preference_rows(pairs_train, seed=1)), "math_pairs_test.json": _dump(preference_rows(pairs_test, seed=2)),
             "math_kto_train.json": _dump(feedback_rows(kto_train, seed=3)), "math_kto_test.json": _dump(feedback_rows(kto_test, seed=4)),
             **{k: _dump(v) for k, v in demo_images()[0].items()}, **{k: _dump(v) for k, v in demo_videos()[0].items()},
+            **{k: _dump(v) for k, v in demo_audios()[0].items()},
             "dataset_info.json": _dump(DEMO_DATASET_INFO)}
 
 def write_demo_data(path="data") -> list[Path]:
@@ -354,4 +393,6 @@ def write_demo_data(path="data") -> list[Path]:
         (path / rel).parent.mkdir(parents=True, exist_ok=True); img.save(path / rel); out.append(path / rel)
     for rel, frames in demo_videos()[1].items():
         write_video(frames, path / rel); out.append(path / rel)
+    for rel, samples in demo_audios()[1].items():
+        write_audio(samples, path / rel); out.append(path / rel)
     return out

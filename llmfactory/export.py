@@ -196,7 +196,7 @@ def export_tokenizer(tokenizer, template:Template, export_dir:str|Path) -> str|N
     return tokenizer.chat_template
 
 def export_processor(model_args:ModelArguments, export_dir:str|Path) -> str|None:
-    "Save the image processor of a vision-language model (its whole processor where `AutoProcessor` reads it) into `export_dir`; its class name, None for a text model"
+    "Save the image processor of a vision-language model (the feature extractor of an audio one; the whole processor where `AutoProcessor` reads it) into `export_dir`; its class name, None for a text model"
     from transformers import AutoProcessor
     from llmfactory.mm_plugin import load_media_processor
     from llmfactory.model import resolve_model_source
@@ -207,8 +207,9 @@ def export_processor(model_args:ModelArguments, export_dir:str|Path) -> str|None
         warnings.simplefilter("ignore")
         try: proc = AutoProcessor.from_pretrained(src)
         except Exception: proc = None
-    (proc if proc is not None and getattr(proc, "image_processor", None) is not None else media.image_processor).save_pretrained(export_dir)
-    return type(media.image_processor).__name__
+    if proc is not None and (getattr(proc, "image_processor", None) is not None or getattr(proc, "feature_extractor", None) is not None): proc.save_pretrained(export_dir)
+    else: (media.image_processor or media.feature_extractor).save_pretrained(export_dir)
+    return type(media.image_processor or media.feature_extractor).__name__
 
 # %% ../nbs/14_export.ipynb #5bacc5b7
 def _export_dtype(model_args:ModelArguments, model) -> torch.dtype:

@@ -79,6 +79,7 @@ class ModelArguments:
     video_min_pixels: int = 16 * 16  # and up to this many
     video_fps: float = 2.0  # frames sampled per second of video
     video_maxlen: int = 128  # at most this many frames per video
+    audio_sampling_rate: int = 16000  # audio is resampled to this many samples a second
     # quantization
     quantization_method: Literal["bnb", "gptq", "awq", "aqlm", "quanto", "eetq", "hqq", "bitsandbytes"] = "bnb"  # quantization library
     quantization_bit: int|None = None  # quantize the base model to 4 or 8 bits (QLoRA)
@@ -575,7 +576,7 @@ def coerce_value(key:str, value, hint):
 def _field_names(cls) -> set[str]: return {f.name for f in fields(cls) if f.init}
 
 # %% ../nbs/02_hparams.ipynb #de3f8dc3
-_IGNORED = ("image_do_pan_and_scan use_audio_in_video audio_sampling_rate crop_to_patches "
+_IGNORED = ("image_do_pan_and_scan use_audio_in_video crop_to_patches "
             "ray_run_name ray_storage_path ray_storage_filesystem ray_num_workers ray_init_kwargs resources_per_worker "
             "placement_strategy cpu_infer chunk_size kt_optimize_rule use_v1_kernels preserve_thinking sglang_maxlen "
             "sglang_mem_fraction sglang_tp_size sglang_config sglang_lora_backend").split()
@@ -735,6 +736,7 @@ def _check_values(a:TrainArgs):
     _need(m.video_max_pixels >= m.video_min_pixels, "video_max_pixels", m.video_max_pixels, f"must be at least video_min_pixels ({m.video_min_pixels})")
     _need(m.video_fps > 0, "video_fps", m.video_fps, "must be above 0 (frames sampled per second)")
     _need(m.video_maxlen >= 1, "video_maxlen", m.video_maxlen, "must be at least 1 frame")
+    _need(m.audio_sampling_rate >= 1000, "audio_sampling_rate", m.audio_sampling_rate, "must be at least 1000 (samples a second; the model's feature extractor says which, 16000 for Qwen2-Audio)")
     _need(not (f.train_mm_proj_only and f.finetuning_type == "lora"), "train_mm_proj_only", True, "trains the projector's own weights: use finetuning_type full or freeze")
     _need(t.max_grad_norm is None or t.max_grad_norm >= 0, "max_grad_norm", t.max_grad_norm, "must not be negative (0 turns clipping off)")
     for k in ("adam_beta1", "adam_beta2"): _need(0 <= getattr(t, k) < 1, k, getattr(t, k), "must be in [0, 1)")

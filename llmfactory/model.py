@@ -188,8 +188,9 @@ def model_skeleton(model_args:ModelArguments, config=None):
     with torch.device("meta"): return auto_model_class(config).from_config(config, trust_remote_code=model_args.trust_remote_code)
 
 def auto_model_class(config):
-    "transformers' auto class for `config`: image-text-to-text for a vision-language model, else causal LM"
-    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+    "transformers' auto class for `config`: image-text-to-text for a vision-language model, sequence-to-sequence for an audio-language one (as transformers files Qwen2-Audio), else causal LM"
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoModelForSeq2SeqLM
+    if getattr(config, "audio_config", None) is not None and getattr(config, "vision_config", None) is None: return AutoModelForSeq2SeqLM
     return AutoModelForImageTextToText if is_vlm(config) else AutoModelForCausalLM
 
 # %% ../nbs/05_model.ipynb #5e9bcca3

@@ -13,8 +13,8 @@ from .template import Template
 from .mm_plugin import get_mm_plugin
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'template_messages', 'encode_supervised', 'batch_ids',
-           'BatchTokenizer', 'preprocess_supervised', 'pack_lengths', 'preprocess_packed_supervised',
+__all__ = ['IGNORE_INDEX', 'MEDIA_KINDS', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'template_messages', 'encode_supervised',
+           'batch_ids', 'BatchTokenizer', 'preprocess_supervised', 'pack_lengths', 'preprocess_packed_supervised',
            'preprocess_pretrain', 'encode_prompt_reply', 'preprocess_pairwise', 'preprocess_feedback',
            'preprocess_unsupervised', 'with_media', 'EncodeError', 'get_preprocess']
 
@@ -239,29 +239,33 @@ def preprocess_unsupervised(batch:dict, template:Template, tokenizer, data_args:
     return out
 
 # %% ../nbs/04a_processors.ipynb #95bbf57a
+MEDIA_KINDS = ("images", "videos", "audios")
+
 def with_media(fn, plugin, processor, tokenizer):
-    "`fn` (a stage's batch preprocess) for batches whose rows may hold images or videos: placeholders expanded first, `images` and `videos` kept, media tokens checked"
+    "`fn` (a stage's batch preprocess) for batches whose rows may hold images, videos or audios: placeholders expanded first, the media kept, media tokens checked"
     def run(batch):
         n = len(batch["_prompt"])
-        refs = {k: batch.get(f"_{k}") or [[]] * n for k in ("images", "videos")}
+        refs = {k: batch.get(f"_{k}") or [[]] * n for k in MEDIA_KINDS}
         if not any(any(r) for r in refs.values()): return fn(batch)
         batch, want = dict(batch), []
         batch["_prompt"], batch["_response"] = list(batch["_prompt"]), list(batch["_response"])
+        tokens = {"images": plugin.image_token, "videos": plugin.video_token, "audios": plugin.audio_token}
         for i in range(n):
-            imgs, vids = refs["images"][i] or [], refs["videos"][i] or []
-            if not imgs and not vids: want.append({}); continue
+            rows = {k: refs[k][i] or [] for k in MEDIA_KINDS}
+            if not any(rows.values()): want.append({}); continue
             p, resp = batch["_prompt"][i], batch["_response"][i]
-            msgs = plugin.expand(list(p) + list(resp), plugin.images(imgs, processor), processor, videos=plugin.videos(vids, processor))
+            msgs = plugin.expand(list(p) + list(resp), plugin.images(rows["images"], processor), processor,
+                                 videos=plugin.videos(rows["videos"], processor), audios=plugin.audios(rows["audios"], processor))
             batch["_prompt"][i], batch["_response"][i] = msgs[:len(p)], msgs[len(p):]
-            want.append({t: sum(str(m.get("content") or "").count(t) for m in msgs[:len(p)]) for t in (plugin.image_token, plugin.video_token) if t})
+            want.append({k: sum(str(m.get("content") or "").count(t) for m in msgs[:len(p)]) for k, t in tokens.items() if t})
         out = fn(batch)
         for key in ("input_ids", "chosen_input_ids", "rejected_input_ids"):
             for i, ids in enumerate(out.get(key) or []):
-                for t, k in want[i].items():
-                    if k and (got := ids.count(tokenizer.convert_tokens_to_ids(t))) != k:
-                        raise ValueError(f"cutoff_len cuts this row's {'image' if t == plugin.image_token else 'video'} tokens ({got} of {k} kept): "
-                                         f"raise cutoff_len or lower {'image' if t == plugin.image_token else 'video'}_max_pixels")
-        out["images"], out["videos"] = ([list(r or []) for r in refs[k]] for k in ("images", "videos"))
+                for k, count in want[i].items():
+                    if count and (got := ids.count(tokenizer.convert_tokens_to_ids(tokens[k]))) != count:
+                        raise ValueError(f"cutoff_len cuts this row's {k[:-1]} tokens ({got} of {count} kept): raise cutoff_len"
+                                         + {"images": " or lower image_max_pixels", "videos": " or lower video_max_pixels", "audios": " or give shorter audio"}[k])
+        out.update({k: [list(r or []) for r in refs[k]] for k in MEDIA_KINDS})
         return out
     return run
 

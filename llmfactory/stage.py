@@ -120,7 +120,9 @@ def train_and_evaluate(trainer, args:TrainArgs, has_eval:bool=False) -> dict:
         result = trainer.train(resume_from_checkpoint=resolve_checkpoint(t.resume_from_checkpoint, t.output_dir))
         trainer.save_model()
         proc = media_processor(args.model)
-        if proc is not None and trainer.is_world_process_zero(): proc.image_processor.save_pretrained(t.output_dir)  # the model folder loads as a VLM
+        if proc is not None and trainer.is_world_process_zero():  # the model folder loads as a VLM (an audio model)
+            for part in (proc.image_processor, proc.feature_extractor):
+                if part is not None: part.save_pretrained(t.output_dir)
         trainer.save_state()
         metrics.update(result.metrics)
         if f.include_effective_tokens_per_second:
@@ -166,7 +168,7 @@ def sequence_logps(logits:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tens
     return (logps * mask).sum(-1), mask.sum(-1)
 
 # %% ../nbs/06a_stage.ipynb #907f7266
-MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "mm_token_type_ids",
+MEDIA_INPUTS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "mm_token_type_ids", "input_features", "feature_attention_mask",
                 "token_type_ids", "image_sizes")
 
 def media_inputs(batch:dict, prefix:str="") -> dict:

@@ -61,6 +61,12 @@ _GEMMA3 = ("{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%-
            "            {%- elif item['type'] == 'text' -%}\n                {{ item['text'] | trim }}\n            {%- endif -%}\n        {%- endfor -%}\n    {%- else -%}\n"
            "        {{ raise_exception(\"Invalid content type\") }}\n    {%- endif -%}\n    {{ '<end_of_turn>\n' }}\n{%- endfor -%}\n{%- if add_generation_prompt -%}\n    {{'<start_of_turn>model\n'}}\n{%- endif -%}\n")
 
+_QWEN2_AUDIO = ("{% set audio_count = namespace(value=0) %}{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+                "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
+                "{% if 'audio' in content or 'audio_url' in content or message['type'] == 'audio' or content['type'] == 'audio' %}{% set audio_count.value = audio_count.value + 1 %}"
+                "Audio {{ audio_count.value }}: <|audio_bos|><|AUDIO|><|audio_eos|>\n{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")  # Qwen2-Audio-7B-Instruct's (transformers' Qwen2AudioProcessor.default_chat_template)
+
 TINY_VLMS = {
     "qwen2-vl": dict(arch="Qwen2VLForConditionalGeneration", config="Qwen2VLConfig", family="qwen2", template=_QWEN2_VL,
                      extra=["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
@@ -70,6 +76,8 @@ TINY_VLMS = {
     "gemma3": dict(arch="Gemma3ForConditionalGeneration", config="Gemma3Config", family="gemma", template=_GEMMA3, extra=["<start_of_image>", "<end_of_image>", "<image_soft_token>"],
                    named=dict(boi_token="<start_of_image>", eoi_token="<end_of_image>", image_token="<image_soft_token>"),
                    image_processor="Gemma3ImageProcessorPil", image_size=56, patch_size=14, mm_tokens_per_image=4),
+    "qwen2-audio": dict(arch="Qwen2AudioForConditionalGeneration", config="Qwen2AudioConfig", family="qwen2", template=_QWEN2_AUDIO,
+                        extra=["<|audio_bos|>", "<|audio_eos|>", "<|AUDIO|>"], num_mel_bins=128),
 }
 
 
@@ -156,7 +164,7 @@ def build_tiny_model(family:str="llama", # a key of `TINY_FAMILIES`
 
 # %% ../nbs/01_tiny.ipynb #e7f09fcd
 def _vlm_config(name, spec, tok):
-    "The transformers config of the tiny VLM `name`: the `tiny` language model behind a two-layer vision tower"
+    "The transformers config of the tiny VLM `name`: the `tiny` language model behind a two-layer vision (audio) tower"
     import transformers
     dims = {k: v for k, v in TINY_SIZES["tiny"].items() if k not in ("vocab_size", "initializer_range")}
     text = dict(dims, vocab_size=len(tok), max_position_embeddings=2048, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
@@ -173,6 +181,10 @@ def _vlm_config(name, spec, tok):
         text.update(model_type="gemma3_text", head_dim=dims["hidden_size"] // dims["num_attention_heads"], sliding_window=512)
         b, e, i = tok.convert_tokens_to_ids(spec["extra"])
         return cfg(text_config=text, vision_config=vision, mm_tokens_per_image=spec["mm_tokens_per_image"], boi_token_index=b, eoi_token_index=e, image_token_index=i)
+    if name == "qwen2-audio":  # a two-layer Whisper-style encoder (30 s of log-mel frames, halved twice), a linear projector, a Qwen2
+        audio = dict(model_type="qwen2_audio_encoder", d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
+                     num_mel_bins=spec["num_mel_bins"], max_source_positions=1500)
+        return cfg(text_config=dict(text, model_type="qwen2"), audio_config=audio, audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"))
     ids = dict(zip(("vision_start_token_id", "vision_end_token_id", "image_token_id", "video_token_id"), tok.convert_tokens_to_ids(spec["extra"])))
     text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
     vision = dict(depth=2, embed_dim=32, hidden_size=dims["hidden_size"], num_heads=2, mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
@@ -194,6 +206,10 @@ def _save_processor(name, spec, tok, path):
         side = spec["image_size"]
         Gemma3Processor(image_processor=getattr(ipm, spec["image_processor"])(size={"height": side, "width": side}), tokenizer=tok,
                         chat_template=spec["template"], image_seq_length=spec["mm_tokens_per_image"]).save_pretrained(path)
+        return
+    if name == "qwen2-audio":
+        from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
+        Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=spec["num_mel_bins"]), tokenizer=tok, chat_template=spec["template"]).save_pretrained(path)
         return
     from transformers.models.qwen2_vl import image_processing_pil_qwen2_vl as ipm
     getattr(ipm, spec["image_processor"])(min_pixels=spec["min_pixels"], max_pixels=spec["max_pixels"]).save_pretrained(path)

@@ -48,12 +48,12 @@ _MM_KEYS = {"freeze_vision_tower": True, "freeze_multi_modal_projector": True, "
 MEDIA_STAGES = ("pt", "sft", "dpo", "kto")  # the stages whose collators and losses pass images to the model
 
 def _check_multimodal(args:TrainArgs, attrs:list):
-    "Multimodal settings and image or video data only with a vision-language model and a template that takes them; `media_dir` an existing folder"
+    "Multimodal settings and image, video or audio data only with a vision-language model and a template that takes them; `media_dir` an existing folder"
     from llmfactory.mm_plugin import get_mm_plugin
     d, f = args.data, args.finetuning
     if d.media_dir and not Path(d.media_dir).is_dir(): raise ConfigError(f"media_dir: {d.media_dir!r} is not a folder")
     keys = [k for k, default in _MM_KEYS.items() if getattr(f, k) != default]
-    media = [(a.name, m) for a in attrs for m in ("images", "videos") if a.columns.get(m)]
+    media = [(a.name, m) for a in attrs for m in ("images", "videos", "audios") if a.columns.get(m)]
     if not keys and not media: return
     from llmfactory.model import load_config
     from llmfactory.vlm import is_vlm
@@ -63,7 +63,7 @@ def _check_multimodal(args:TrainArgs, attrs:list):
                           + (" or remove the key" if keys else f" or a dataset without {media[0][1]}"))
     for name, m in media:
         if f.stage not in MEDIA_STAGES:
-            raise ConfigError(f"stage {f.stage}: dataset {name!r} has {m}, and images and videos train in the stages {', '.join(MEDIA_STAGES)} here; "
+            raise ConfigError(f"stage {f.stage}: dataset {name!r} has {m}, and images, videos and audios train in the stages {', '.join(MEDIA_STAGES)} here; "
                               f"use one of them, or a dataset without {m}")
         if d.template and getattr(get_mm_plugin(d.template), f"{m[:-1]}_token") is None:
             raise ConfigError(f"template: {d.template!r} takes no {m}, and dataset {name!r} has them: use the model's multimodal template (e.g. qwen2_vl)")

@@ -17,12 +17,13 @@ VLM_PARTS = {  # model_type: (vision tower, projector, language model), module p
     "llava": ("model.vision_tower", "model.multi_modal_projector", "model.language_model"),
     "llava_next": ("model.vision_tower", "model.multi_modal_projector", "model.language_model"),
     "gemma3": ("model.vision_tower", "model.multi_modal_projector", "model.language_model"),
+    "qwen2_audio": ("model.audio_tower", "model.multi_modal_projector", "model.language_model"),  # the audio tower freezes with freeze_vision_tower, as in LLaMA-Factory
 }
 PROJECTOR_NAMES = ("merger", "multi_modal_projector", "mm_projector")  # never LoRA targets
 
 def is_vlm(config) -> bool:
-    "Whether `config` is that of a vision-language model (it has a vision part)"
-    return getattr(config, "vision_config", None) is not None
+    "Whether `config` is that of a vision-language model (it has a vision part, or an audio one: an audio-language model is handled alike)"
+    return getattr(config, "vision_config", None) is not None or getattr(config, "audio_config", None) is not None
 
 def vlm_parts(model) -> tuple[str, str, str]:
     "The (vision tower, projector, language model) module paths of `model`"
