@@ -85,7 +85,27 @@ def regularize_image(img, max_pixels:int=768 * 768, min_pixels:int=32 * 32):
     return img
 
 # %% ../nbs/04d_mm_plugin.ipynb #7d7b8e3d
-_DATA_VIDEO = re.compile(r"^data:video/[\w.+-]+;base64,(.*)$", re.S)
+def _av_source(x, kind:str, forms:str, media_dir=None, allowed_dir=None):
+    "`(av, source, name)`: PyAV and what it opens for the `kind` ('video', 'audio') `x`, a file (relative to `media_dir`, inside `allowed_dir`), bytes or a data URL"
+    if isinstance(x, str) and (m := re.match(rf"^data:{kind}/[\w.+-]+;base64,(.*)$", x.strip(), re.S)):
+        try: x = base64.b64decode(m.group(1), validate=True)
+        except (binascii.Error, ValueError): raise MediaError(f"the {kind}'s data URL is not valid base64") from None
+    if isinstance(x, (bytes, bytearray)): source, name = io.BytesIO(x), f"the {kind} data"
+    elif isinstance(x, (str, Path)): source = str(_media_file(str(x), kind, media_dir, allowed_dir)); name = repr(source)
+    else: raise MediaError(f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} must be {forms}, not {type(x).__name__}")
+    try: import av
+    except ImportError: raise MediaError(f"reading {kind} needs PyAV: pip install av") from None
+    return av, source, name
+
+def _file_refs(value, kind:str, media_dir=None, error=MediaError) -> list[str]:
+    "The `kind` files of a row's field as absolute paths; `error(message)` is raised for one that is not a file"
+    out = []
+    for x in (value if isinstance(value, (list, tuple)) else [value]):
+        a = "an" if kind[0] in "aeiou" else "a"
+        if not isinstance(x, str) or not x.strip(): raise error(f"{a} {kind} must be the path of {a} {kind} file, not {x!r}")
+        try: out.append(str(_media_file(x, kind, media_dir).resolve()))
+        except MediaError as e: raise error(str(e)) from None
+    return out
 
 def _spread(frames:list, n:int) -> list:
     "`n` of `frames`, evenly from the first to the last (LLaMA-Factory's sampling)"
@@ -97,14 +117,7 @@ def load_video(x, media_dir:str|Path|None=None, fps:float=2.0, maxlen:int=128, a
         if not x: raise MediaError("a video given as frames needs at least one frame")
         frames = [load_image(f, media_dir, allowed_dir) for f in x]
         return _spread(frames, min(len(frames), maxlen))
-    if isinstance(x, str) and (m := _DATA_VIDEO.match(x.strip())):
-        try: x = base64.b64decode(m.group(1), validate=True)
-        except (binascii.Error, ValueError): raise MediaError("the video's data URL is not valid base64") from None
-    if isinstance(x, (bytes, bytearray)): source, name = io.BytesIO(x), "the video data"
-    elif isinstance(x, (str, Path)): source = str(_media_file(str(x), "video", media_dir, allowed_dir)); name = repr(source)
-    else: raise MediaError(f"a video must be a path, bytes, a data URL or a list of frames, not {type(x).__name__}")
-    try: import av
-    except ImportError: raise MediaError("reading videos needs PyAV: pip install av") from None
+    av, source, name = _av_source(x, "video", "a path, bytes, a data URL or a list of frames", media_dir, allowed_dir)
     try:
         with av.open(source) as c:
             s = c.streams.video[0]
@@ -116,27 +129,13 @@ def load_video(x, media_dir:str|Path|None=None, fps:float=2.0, maxlen:int=128, a
 
 def video_refs(value, media_dir:str|Path|None=None, error=MediaError) -> list[str]:
     "The videos of a row's `videos` field as absolute paths; `error(message)` is raised for one that is not a file"
-    out = []
-    for x in (value if isinstance(value, (list, tuple)) else [value]):
-        if not isinstance(x, str) or not x.strip(): raise error(f"a video must be the path of a video file, not {x!r}")
-        try: out.append(str(_media_file(x, "video", media_dir).resolve()))
-        except MediaError as e: raise error(str(e)) from None
-    return out
-
-_DATA_AUDIO = re.compile(r"^data:audio/[\w.+-]+;base64,(.*)$", re.S)
+    return _file_refs(value, "video", media_dir, error)
 
 def load_audio(x, media_dir:str|Path|None=None, sampling_rate:int=16000, allowed_dir:str|Path|None=None):
     "The audio `x` (a file path, its bytes, a data URL or an array of samples) as mono float32 samples at `sampling_rate`; `MediaError` saying why not"
     import numpy as np
     if isinstance(x, np.ndarray): return x.astype(np.float32).reshape(-1)
-    if isinstance(x, str) and (m := _DATA_AUDIO.match(x.strip())):
-        try: x = base64.b64decode(m.group(1), validate=True)
-        except (binascii.Error, ValueError): raise MediaError("the audio's data URL is not valid base64") from None
-    if isinstance(x, (bytes, bytearray)): source, name = io.BytesIO(x), "the audio data"
-    elif isinstance(x, (str, Path)): source = str(_media_file(str(x), "audio", media_dir, allowed_dir)); name = repr(source)
-    else: raise MediaError(f"an audio must be a path, bytes, a data URL or an array of samples, not {type(x).__name__}")
-    try: import av
-    except ImportError: raise MediaError("reading audio needs PyAV: pip install av") from None
+    av, source, name = _av_source(x, "audio", "a path, bytes, a data URL or an array of samples", media_dir, allowed_dir)
     try:
         with av.open(source) as c:
             s = c.streams.audio[0]
@@ -149,12 +148,7 @@ def load_audio(x, media_dir:str|Path|None=None, sampling_rate:int=16000, allowed
 
 def audio_refs(value, media_dir:str|Path|None=None, error=MediaError) -> list[str]:
     "The audios of a row's `audios` field as absolute paths; `error(message)` is raised for one that is not a file"
-    out = []
-    for x in (value if isinstance(value, (list, tuple)) else [value]):
-        if not isinstance(x, str) or not x.strip(): raise error(f"an audio must be the path of an audio file, not {x!r}")
-        try: out.append(str(_media_file(x, "audio", media_dir).resolve()))
-        except MediaError as e: raise error(str(e)) from None
-    return out
+    return _file_refs(value, "audio", media_dir, error)
 
 # %% ../nbs/04d_mm_plugin.ipynb #574ab4f6
 @dataclass
@@ -233,10 +227,15 @@ class MMPlugin:
             raise MediaError(f"template {self.name!r} takes no audio: set `template` to an audio-language model's (e.g. qwen2_audio) and use a model that has a feature extractor")
         return [load_audio(a, media_dir, processor.audio_sampling_rate, allowed_dir) for a in audios]
 
+    def _check(self, messages:list[dict], images:list, videos:list, audios:list):
+        "`MediaError` unless each medium matches its placeholders and the plugin has tokens for every medium given"
+        check_placeholders(messages, images=images, videos=videos, audios=audios)
+        for kind, items, token in (("images", images, self.image_token), ("videos", videos, self.video_token), ("audio", audios, self.audio_token)):
+            if items and token is None: raise MediaError(f"template plugin {self.name!r} takes no {kind}")
+
     def expand(self, messages:list[dict], images:list, processor:MediaProcessor|None, videos:list=(), audios:list=()) -> list[dict]:
         "`messages` with each image (video, audio) placeholder replaced by the model's image (video, audio) tokens (`images`, `videos`, `audios`: loaded)"
-        check_placeholders(messages, images=images, videos=videos, audios=audios)
-        if images or videos or audios: raise MediaError(f"template plugin {self.name!r} takes no {'images' if images else 'videos' if videos else 'audio'}")
+        self._check(messages, images, videos, audios)
         return messages
 
     def mm_inputs(self, images:list, processor:MediaProcessor|None, videos:list=(), audios:list=()) -> dict:
@@ -278,8 +277,7 @@ class Qwen2VLPlugin(MMPlugin):
         return {"pixel_values_videos": torch.cat(pv), "video_grid_thw": torch.tensor(grids)}
 
     def expand(self, messages, images, processor, videos=(), audios=()):
-        check_placeholders(messages, images=images, videos=videos, audios=audios)
-        if audios: raise MediaError(f"template plugin {self.name!r} takes no audio")
+        self._check(messages, images, videos, audios)
         if not images and not videos: return messages
         merge, x = getattr(processor.image_processor, "merge_size", 2) ** 2, self.mm_inputs(images, processor, videos)
         counts = {IMAGE_PLACEHOLDER: iter([int(g.prod()) // merge for g in x.get("image_grid_thw", [])]),
@@ -310,8 +308,7 @@ class LlavaPlugin(MMPlugin):
         return {"pixel_values": processor.image_processor(images=images, return_tensors="pt")["pixel_values"]}
 
     def expand(self, messages, images, processor, videos=(), audios=()):
-        check_placeholders(messages, images=images, videos=videos, audios=audios)
-        if videos or audios: raise MediaError(f"template plugin {self.name!r} takes no {'videos' if videos else 'audio'}")
+        self._check(messages, images, videos, audios)
         if not images: return messages
         n = getattr(processor, "image_seqlen", None)
         if not n: raise MediaError(f"template {self.name!r} is LLaVA-1.5's, and this model's config gives no fixed image size (model_type llava): use the model's own template")
@@ -332,8 +329,7 @@ class Gemma3Plugin(MMPlugin):
         return {"pixel_values": processor.image_processor(images=images, return_tensors="pt")["pixel_values"]}  # not pan-and-scan crops: one tile an image
 
     def expand(self, messages, images, processor, videos=(), audios=()):
-        check_placeholders(messages, images=images, videos=videos, audios=audios)
-        if videos or audios: raise MediaError(f"template plugin {self.name!r} takes no {'videos' if videos else 'audio'}")
+        self._check(messages, images, videos, audios)
         if not images: return messages
         n = getattr(processor, "image_seqlen", None)
         if not n: raise MediaError(f"template {self.name!r} is Gemma 3's, and this model's config gives no image token count (model_type gemma3): use the model's own template")
@@ -360,8 +356,7 @@ class Qwen2AudioPlugin(MMPlugin):
         return {"input_features": x["input_features"], "feature_attention_mask": x["attention_mask"]}
 
     def expand(self, messages, images, processor, videos=(), audios=()):
-        check_placeholders(messages, images=images, videos=videos, audios=audios)
-        if images or videos: raise MediaError(f"template plugin {self.name!r} takes no {'images' if images else 'videos'}")
+        self._check(messages, images, videos, audios)
         if not audios: return messages
         lengths = self.mm_inputs([], processor, audios=audios)["feature_attention_mask"].sum(-1).tolist()
         counts = iter([((n - 1) // 2 + 1 - 2) // 2 + 1 for n in lengths])
