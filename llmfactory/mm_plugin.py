@@ -210,13 +210,13 @@ class MMPlugin:
 
     def images(self, images:list, processor:MediaProcessor|None, media_dir=None, allowed_dir=None) -> list:
         "The images loaded and regularized for `processor`"
-        if images and (self.image_token is None or processor is None):
+        if images and (self.image_token is None or processor is None or processor.image_processor is None):
             raise MediaError("this template takes no images: set `template` to the vision-language model's (e.g. qwen2_vl) and use a model that has an image processor")
         return [regularize_image(load_image(x, media_dir, allowed_dir), processor.image_max_pixels, processor.image_min_pixels) for x in images]
 
     def videos(self, videos:list, processor:MediaProcessor|None, media_dir=None, allowed_dir=None) -> list[list]:
         "Each video's sampled frames, regularized for `processor`"
-        if videos and (self.video_token is None or processor is None):
+        if videos and (self.video_token is None or processor is None or processor.image_processor is None):
             raise MediaError(f"template {self.name!r} takes no videos: set `template` to a video-language model's (e.g. qwen2_vl) and use a model that has an image processor")
         return [[regularize_image(f, processor.video_max_pixels, processor.video_min_pixels)
                  for f in load_video(v, media_dir, processor.video_fps, processor.video_maxlen, allowed_dir)] for v in videos]
