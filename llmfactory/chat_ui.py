@@ -10,31 +10,39 @@ from typing import Callable, Iterator
 from .chat import ChatModel
 from .hparams import config_arg_parser, config_from_args
 from .hparams import ConfigError
+from .mm_plugin import PLACEHOLDERS
 
 # %% auto #0
 __all__ = ['ChatSession', 'NotebookChat', 'chat_main']
 
 # %% ../nbs/11b_chat_ui.ipynb #84018283
 class ChatSession:
-    "A conversation with a `ChatModel`: the history, streamed replies, `clear()`"
+    "A conversation with a `ChatModel`: the history, its media, streamed replies, `attach()`, `clear()`"
     def __init__(self, chat_model:ChatModel, system:str|None=None, **gen):
         self.chat_model, self.system, self.gen, self.history = chat_model, system, gen, []
-        self.stats = {}
+        self.stats, self.media, self.pending = {}, {k: [] for k in PLACEHOLDERS}, []
+
+    def attach(self, kind:str, medium):
+        "Attach an image, video or audio (`kind`; a path, bytes, a data URL...) to the next message"
+        if kind + "s" not in PLACEHOLDERS: raise ValueError(f"attach an image, a video or an audio, not {kind!r}")
+        self.pending.append((kind + "s", medium))
 
     def stream(self, text:str) -> Iterator[str]:
-        "Send `text` as the user; yields the reply's pieces and adds the turn to the history"
-        messages = self.history + [{"role": "user", "content": text}]
+        "Send `text` as the user (after a placeholder for each attached medium); yields the reply's pieces and adds the turn to the history"
+        pending, self.pending = self.pending, []  # attachments go with this message, sent or not
+        media = {k: v + [m for kind, m in pending if kind == k] for k, v in self.media.items()}
+        messages = self.history + [{"role": "user", "content": "".join(PLACEHOLDERS[k] for k, _ in pending) + text}]
         self.stats, reply = {}, ""
-        for piece in self.chat_model.stream_chat(messages, system=self.system, stats=self.stats, **self.gen):
+        for piece in self.chat_model.stream_chat(messages, system=self.system, stats=self.stats, **self.gen, **{k: v for k, v in media.items() if v}):
             reply += piece
             yield piece
-        self.history = messages + [{"role": "assistant", "content": reply}]
+        self.history, self.media = messages + [{"role": "assistant", "content": reply}], media
 
     def send(self, text:str) -> str:
         "Send `text` as the user; the whole reply"
         return "".join(self.stream(text))
 
-    def clear(self): self.history = []
+    def clear(self): self.history, self.media, self.pending = [], {k: [] for k in PLACEHOLDERS}, []
 
 # %% ../nbs/11b_chat_ui.ipynb #9b9da2e1
 class NotebookChat(ChatSession):
@@ -59,7 +67,8 @@ class NotebookChat(ChatSession):
 def chat_main(argv:list[str]|None=None, stdin=None, stdout=None) -> int:
     "`llmfactory chat CONFIG.yaml [key=value ...]`: chat with the model in the terminal; returns the exit code"
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
-    p = config_arg_parser("llmfactory chat", "Chat with a model: type a message; `clear` resets the conversation, `exit` quits.",
+    p = config_arg_parser("llmfactory chat", "Chat with a model: type a message; `/image PATH`, `/video PATH` or `/audio PATH` attaches a file to the next one; "
+                          "`clear` resets the conversation, `exit` quits.",
                           "YAML or JSON config (model_name_or_path, adapter_name_or_path, template, generation settings)")
     p.add_argument("--system", default=None, help="system prompt (default: default_system of the config)")
     ns = p.parse_args(sys.argv[1:] if argv is None else argv)
@@ -71,7 +80,7 @@ def chat_main(argv:list[str]|None=None, stdin=None, stdout=None) -> int:
     if interactive:
         try: import readline  # noqa: F401  (line editing and history for input())
         except ImportError: pass
-        print("Chat with the model: `clear` resets the conversation, `exit` quits.", file=stdout)
+        print("Chat with the model: `/image PATH` (`/video`, `/audio`) attaches a file to your next message, `clear` resets the conversation, `exit` quits.", file=stdout)
     while True:
         try: line = input("\nUser: ") if interactive and stdin is sys.stdin else stdin.readline()
         except (EOFError, KeyboardInterrupt): line = ""
@@ -81,6 +90,8 @@ def chat_main(argv:list[str]|None=None, stdin=None, stdout=None) -> int:
         if line == "exit": break
         if line == "clear":
             session.clear(); print("History has been removed.", file=stdout, flush=True); continue
+        if (cmd := line.split(maxsplit=1))[0] in ("/image", "/video", "/audio") and len(cmd) == 2:
+            session.attach(cmd[0][1:], cmd[1]); print(f"{cmd[0][1:]} {cmd[1]!r} goes with your next message", file=stdout, flush=True); continue
         print("Assistant: ", end="", file=stdout, flush=True)
         reply = session.stream(line)
         try:
