@@ -13,16 +13,16 @@ from fastcore.basics import patch
 
 from .callbacks import read_log, smooth
 from .data import read_dataset_info
-from .mm_plugin import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
+from .mm_plugin import AUDIO_PLACEHOLDER, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
 from .hparams import ConfigError, TRAIN_GROUPS
 
 # %% auto #0
 __all__ = ['FROM_FIELD', 'CONTROLS', 'GROUPS', 'ACCORDIONS', 'PANEL_KEYS', 'SWITCHES', 'CONTROL', 'GROUP_WHEN', 'LANGS',
-           'LOCALES', 'METHOD_LR', 'VIDEO_SUFFIXES', 'Control', 'control_default', 'group_shown', 'control_applies',
-           'label', 'panel_defaults', 'deepspeed_config', 'panel_keys', 'board_config', 'config_yaml', 'train_command',
-           'launch_argv', 'stop_callback', 'board_train_main', 'TrainRun', 'progress_text', 'loss_png',
-           'failure_reason', 'list_checkpoints', 'list_adapters', 'auto_template', 'infer_config', 'predict_config',
-           'metrics_html', 'scores_html', 'make_widget', 'Board']
+           'LOCALES', 'METHOD_LR', 'VIDEO_SUFFIXES', 'AUDIO_SUFFIXES', 'Control', 'control_default', 'group_shown',
+           'control_applies', 'label', 'panel_defaults', 'deepspeed_config', 'panel_keys', 'board_config',
+           'config_yaml', 'train_command', 'launch_argv', 'stop_callback', 'board_train_main', 'TrainRun',
+           'progress_text', 'loss_png', 'failure_reason', 'list_checkpoints', 'list_adapters', 'auto_template',
+           'infer_config', 'predict_config', 'metrics_html', 'scores_html', 'make_widget', 'Board']
 
 # %% ../nbs/15_board.ipynb #18603c43
 class _FromField:
@@ -207,7 +207,7 @@ _L = dict(  # key: (English, 中文)
     b_load=("Load arguments", "载入训练参数"), b_refresh=("Refresh", "刷新"), b_chat_load=("Load model", "加载模型"), b_send=("Submit", "提交"),
     b_clear=("Clear history", "清空历史"), b_eval=("Evaluate", "开始评测"), b_predict=("Predict", "开始预测"), b_export=("Export", "开始导出"),
     config=("Config", "配置"), log=("Log", "日志"), adapter=("Adapter", "适配器"), settings=("Arguments file", "配置路径"),
-    chat_input=("Input", "输入"), chat_image=("Image / video", "图像/视频"), max_new_tokens=("Max new tokens", "最大生成长度"), system=("System prompt", "系统提示词"),
+    chat_input=("Input", "输入"), chat_image=("Image / video / audio", "图像/视频/音频"), max_new_tokens=("Max new tokens", "最大生成长度"), system=("System prompt", "系统提示词"),
     tools=("Tools (JSON)", "工具列表"), temperature=("Temperature", "温度系数"), task=("Task", "评测任务"), task_dir=("Task dir", "任务路径"),
     n_shot=("Few-shot", "Few-shot 数量"), eval_dataset=("Predict dataset", "预测数据集"), export_dir=("Export dir", "导出目录"),
     export_size=("Max shard size (GB)", "最大分块大小（GB）"), export_quantization_bit=("Export quantization bit", "导出量化等级"),
@@ -603,8 +603,8 @@ def _build_chat(self:Board):
     self.c_input = L(W.Text(layout=W.Layout(width="98%")), "chat_input")
     self.c_system, self.c_tools = L(W.Text(), "system"), L(W.Textarea(placeholder='[{"name": ..., "parameters": {...}}]'), "tools")
     self.c_max, self.c_temp = L(W.IntText(value=256), "max_new_tokens"), L(W.FloatText(value=0.95), "temperature")
-    self.c_image = L(W.FileUpload(accept="image/*,video/*", multiple=False), "chat_image")  # sent with the next message (vision-language models)
-    self.c_out, self.chat_images, self.chat_videos = W.HTML(), [], []
+    self.c_image = L(W.FileUpload(accept="image/*,video/*,audio/*", multiple=False), "chat_image")  # sent with the next message (vision-language models)
+    self.c_out, self.chat_images, self.chat_videos, self.chat_audios = W.HTML(), [], [], []
     self.chat_tab = W.VBox([W.HBox([self.c_adapter, self.c_load]), W.HBox([self.c_system, self.c_tools]), self.c_out, self.c_input,
                             W.HBox([self.c_send, self.c_clear, self.c_image, self.c_max, self.c_temp])])
 
@@ -830,45 +830,51 @@ def _render_chat(self:Board, partial:str|None=None):
     def show(m):
         calls = "".join(f"<br><code>tool call: {html.escape(c['name'])}({html.escape(json.dumps(c.get('arguments', {}), ensure_ascii=False))})</code>"
                         for c in m.get("tool_calls", []))
-        text = html.escape(m["content"]).replace(html.escape(IMAGE_PLACEHOLDER), "<i>[image]</i> ").replace(html.escape(VIDEO_PLACEHOLDER), "<i>[video]</i> ")
+        text = html.escape(m["content"]).replace(html.escape(IMAGE_PLACEHOLDER), "<i>[image]</i> ").replace(html.escape(VIDEO_PLACEHOLDER), "<i>[video]</i> ").replace(html.escape(AUDIO_PLACEHOLDER), "<i>[audio]</i> ")
         return f"<p><b>{m['role']}:</b> {text}{calls}</p>"
     self.c_out.value = "".join(show(m) for m in turns)
 
 # %% ../nbs/15_board.ipynb #8534e60d
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
+AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus")
 
 def _uploaded_media(value) -> tuple[str|None, object]:
-    "`(kind, medium)` of a `FileUpload` widget's value (ipywidgets 8: a tuple of files; 7: a dict by name): an image, a video's bytes, or `(None, None)`"
+    "`(kind, medium)` of a `FileUpload` widget's value (ipywidgets 8: a tuple of files; 7: a dict by name): an image, a video's or an audio's bytes, or `(None, None)`"
     from PIL import Image
     import io
     files = list(value.values()) if isinstance(value, dict) else list(value or ())
     if not files: return None, None
     f, data = files[0], bytes(files[0]["content"])
     if str(f.get("type", "")).startswith("video/") or str(f.get("name", "")).lower().endswith(VIDEO_SUFFIXES): return "video", data
+    if str(f.get("type", "")).startswith("audio/") or str(f.get("name", "")).lower().endswith(AUDIO_SUFFIXES): return "audio", data
     return "image", Image.open(io.BytesIO(data)).convert("RGB")
 
 @patch
-def send(self:Board, *_, text:str|None=None, image=None, video=None, **gen):
-    "Send the input box's text (or `text`) with the uploaded image or video (or `image`: a PIL image or a path; `video`: a path or bytes), stream the reply into the chat, and show the tool calls it makes"
+def send(self:Board, *_, text:str|None=None, image=None, video=None, audio=None, **gen):
+    "Send the input box's text (or `text`) with the uploaded image, video or audio (or `image`: a PIL image or a path; `video`, `audio`: a path or bytes), stream the reply into the chat, and show the tool calls it makes"
     if self.chat_model is None: raise ConfigError("load a model first")
     text = self.c_input.value if text is None else text
     if not text.strip(): raise ConfigError("type a message first")
     tools = self.c_tools.value.strip()
     try: tools = json.loads(tools) if tools else None
     except json.JSONDecodeError as e: raise ConfigError(f"tools: not a JSON list ({e.msg})") from None
-    if image is None and video is None:
+    if image is None and video is None and audio is None:
         kind, medium = _uploaded_media(self.c_image.value)
-        image, video = (medium, None) if kind == "image" else (None, medium)
+        image, video, audio = (medium if kind == k else None for k in ("image", "video", "audio"))
     if image is not None and not getattr(self.chat_model, "engine_takes_images", True):
         raise ConfigError("this model takes no images: load a vision-language model (e.g. tiny-qwen2-vl) with its template")
     if video is not None and not getattr(self.chat_model, "engine_takes_videos", True):
         raise ConfigError("this model takes no videos: load a video-language model (e.g. tiny-qwen2-vl) with its template")
+    if audio is not None and not getattr(self.chat_model, "engine_takes_audios", True):
+        raise ConfigError("this model takes no audio: load an audio-language model (e.g. tiny-qwen2-audio) with its template")
     if image is not None: self.chat_images.append(image); text = IMAGE_PLACEHOLDER + text
     if video is not None: self.chat_videos.append(video); text = VIDEO_PLACEHOLDER + text
+    if audio is not None: self.chat_audios.append(audio); text = AUDIO_PLACEHOLDER + text
     self.history.append(dict(role="user", content=text)); self.c_input.value = ""; self.c_image.value = ()
     gen.setdefault("max_new_tokens", self.c_max.value or None); gen.setdefault("temperature", self.c_temp.value)
     if self.chat_images: gen["images"] = list(self.chat_images)  # every image of the conversation, in the order of their placeholders
     if self.chat_videos: gen["videos"] = list(self.chat_videos)
+    if self.chat_audios: gen["audios"] = list(self.chat_audios)
     reply = ""
     for piece in self.chat_model.stream_chat(self.history, system=self.c_system.value or None, tools=tools, **gen):
         reply += piece; self._render_chat(reply)
@@ -881,8 +887,8 @@ def send(self:Board, *_, text:str|None=None, image=None, video=None, **gen):
 
 @patch
 def clear_chat(self:Board, *_):
-    "Forget the conversation and its images and videos"
-    self.history, self.chat_images, self.chat_videos = [], [], []; self._render_chat()
+    "Forget the conversation and its media"
+    self.history, self.chat_images, self.chat_videos, self.chat_audios = [], [], [], []; self._render_chat()
 
 # %% ../nbs/15_board.ipynb #cbd8d001
 @patch
