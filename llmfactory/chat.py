@@ -168,7 +168,7 @@ def _prepare(self, conversations, system, tools, gen, reply_prefix:str="") -> li
     gen = dict(gen); images, videos, audios = (gen.pop(k, None) or [None] * len(conversations) for k in ("images", "videos", "audios"))
     g, n, stops = generation_settings(self.generating_args, **gen)
     system = system if system is not None else g.default_system
-    conversations, mm = zip(*[self._with_images(c, *media) for c, *media in zip(conversations, images, videos, audios)]) if conversations else ((), ())
+    conversations, mm = zip(*[self._with_media(c, *media) for c, *media in zip(conversations, images, videos, audios)]) if conversations else ((), ())
     prompts = [encode_prompt(self.template, self.tokenizer, c, system, tools, self.context, reply_prefix, enable_thinking=g.enable_thinking) for c in conversations]
     kw = g.to_dict()
     max_new, max_length = kw.pop("max_new_tokens", None), kw.pop("max_length", None)
@@ -184,7 +184,7 @@ def _prepare(self, conversations, system, tools, gen, reply_prefix:str="") -> li
     return reqs
 
 @_method(HuggingfaceEngine)
-def _with_images(self, messages:list[dict], images:list|None, videos:list|None=None, audios:list|None=None) -> tuple[list[dict], dict|None]:
+def _with_media(self, messages:list[dict], images:list|None, videos:list|None=None, audios:list|None=None) -> tuple[list[dict], dict|None]:
     "`(messages, media tensors)`: each `<image>` (`<video>`, `<audio>`) of the messages expanded into the model's media tokens (placed before the first user text when there is none)"
     if not images and not videos and not audios: return messages, None
     for kind, items in (("images", images), ("videos", videos), ("audios", audios)):

@@ -10,11 +10,11 @@ from typing import Any
 
 from .hparams import DataArguments
 from .template import Template
-from .mm_plugin import get_mm_plugin
+from .mm_plugin import PLACEHOLDERS, get_mm_plugin
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'MEDIA_KINDS', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'template_messages', 'encode_supervised',
-           'batch_ids', 'BatchTokenizer', 'preprocess_supervised', 'pack_lengths', 'preprocess_packed_supervised',
+__all__ = ['IGNORE_INDEX', 'STAGE_KINDS', 'infer_seqlen', 'parse_tools', 'template_messages', 'encode_supervised', 'batch_ids',
+           'BatchTokenizer', 'preprocess_supervised', 'pack_lengths', 'preprocess_packed_supervised',
            'preprocess_pretrain', 'encode_prompt_reply', 'preprocess_pairwise', 'preprocess_feedback',
            'preprocess_unsupervised', 'with_media', 'EncodeError', 'get_preprocess']
 
@@ -239,19 +239,17 @@ def preprocess_unsupervised(batch:dict, template:Template, tokenizer, data_args:
     return out
 
 # %% ../nbs/04a_processors.ipynb #95bbf57a
-MEDIA_KINDS = ("images", "videos", "audios")
-
 def with_media(fn, plugin, processor, tokenizer):
     "`fn` (a stage's batch preprocess) for batches whose rows may hold images, videos or audios: placeholders expanded first, the media kept, media tokens checked"
     def run(batch):
         n = len(batch["_prompt"])
-        refs = {k: batch.get(f"_{k}") or [[]] * n for k in MEDIA_KINDS}
+        refs = {k: batch.get(f"_{k}") or [[]] * n for k in PLACEHOLDERS}
         if not any(any(r) for r in refs.values()): return fn(batch)
         batch, want = dict(batch), []
         batch["_prompt"], batch["_response"] = list(batch["_prompt"]), list(batch["_response"])
         tokens = {"images": plugin.image_token, "videos": plugin.video_token, "audios": plugin.audio_token}
         for i in range(n):
-            rows = {k: refs[k][i] or [] for k in MEDIA_KINDS}
+            rows = {k: refs[k][i] or [] for k in PLACEHOLDERS}
             if not any(rows.values()): want.append({}); continue
             p, resp = batch["_prompt"][i], batch["_response"][i]
             msgs = plugin.expand(list(p) + list(resp), plugin.images(rows["images"], processor), processor,
@@ -265,7 +263,7 @@ def with_media(fn, plugin, processor, tokenizer):
                     if count and (got := ids.count(tokenizer.convert_tokens_to_ids(tokens[k]))) != count:
                         raise ValueError(f"cutoff_len cuts this row's {k[:-1]} tokens ({got} of {count} kept): raise cutoff_len"
                                          + {"images": " or lower image_max_pixels", "videos": " or lower video_max_pixels", "audios": " or give shorter audio"}[k])
-        out.update({k: [list(r or []) for r in refs[k]] for k in MEDIA_KINDS})
+        out.update({k: [list(r or []) for r in refs[k]] for k in PLACEHOLDERS})
         return out
     return run
 
